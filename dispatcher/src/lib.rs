@@ -1,0 +1,1 @@
+//! undici for Rust: the dispatcher crate.
