@@ -228,6 +228,20 @@ impl ConnectError {
 }
 
 impl TlsFailure {
+    /// The TLS failure somewhere in an error's source chain, if any: how a
+    /// rustls alert that arrives after the handshake (a client certificate
+    /// rejected under TLS 1.3) is recognised in a read error.
+    pub fn find_in(error: &(dyn StdError + 'static)) -> Option<TlsFailure> {
+        let mut next = Some(error);
+        while let Some(err) = next {
+            if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+                return Some(crate::tls::classify(tls));
+            }
+            next = err.source();
+        }
+        None
+    }
+
     /// Node's code for this failure, which undici passes through.
     pub fn code(self) -> &'static str {
         match self {

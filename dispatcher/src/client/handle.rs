@@ -1,0 +1,104 @@
+//! `Handle`: the service half shared by Client and Pool, readiness (the
+//! gate) and the call.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use futures_util::future::BoxFuture;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::PollSemaphore;
+
+use crate::connection::{send, Shared};
+use crate::error::Error;
+use crate::{Request, Response};
+
+/// One handle on a pool: clones share the pool, each waits for its own
+/// readiness permit.
+pub(crate) struct Handle {
+    pub(crate) shared: Arc<Shared>,
+    permit: Option<OwnedSemaphorePermit>,
+    /// Made the first time this handle has to wait for a permit.
+    waiting: Option<PollSemaphore>,
+}
+
+impl Handle {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Handle {
+            shared,
+            permit: None,
+            waiting: None,
+        }
+    }
+
+    fn lifecycle_error(&self) -> Option<Error> {
+        if let Some(err) = self.shared.destroyed_error() {
+            return Some(err);
+        }
+        self.shared.is_closed().then(Error::closed)
+    }
+
+    pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if let Some(err) = self.lifecycle_error() {
+            return Poll::Ready(Err(err));
+        }
+        let Some(gate) = &self.shared.gate else {
+            return Poll::Ready(Ok(()));
+        };
+        if self.permit.is_some() {
+            return Poll::Ready(Ok(()));
+        }
+        if let Ok(permit) = gate.clone().try_acquire_owned() {
+            self.permit = Some(permit);
+            return Poll::Ready(Ok(()));
+        }
+        let waiting = self
+            .waiting
+            .get_or_insert_with(|| PollSemaphore::new(gate.clone()));
+        match ready!(waiting.poll_acquire(cx)) {
+            Some(permit) => {
+                self.permit = Some(permit);
+                Poll::Ready(Ok(()))
+            }
+            None => Poll::Ready(Err(self.lifecycle_error().unwrap_or_else(Error::closed))),
+        }
+    }
+
+    pub(crate) fn call(&mut self, request: Request) -> ResponseFuture {
+        let permit = self.permit.take();
+        ResponseFuture {
+            inner: Box::pin(send(self.shared.clone(), request, permit)),
+        }
+    }
+}
+
+impl Clone for Handle {
+    fn clone(&self) -> Self {
+        Handle::new(self.shared.clone())
+    }
+}
+
+/// The future of a request to a Client or Pool: the response head, with
+/// the body still to read.
+///
+/// Dropping it aborts the request: an HTTP/1 connection with the request
+/// in flight is closed, an HTTP/2 stream is reset.
+pub struct ResponseFuture {
+    inner: BoxFuture<'static, Result<Response, Error>>,
+}
+
+impl Future for ResponseFuture {
+    type Output = Result<Response, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+impl fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}

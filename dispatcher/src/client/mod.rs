@@ -1,0 +1,197 @@
+//! `Client`: one origin, one connection (HTTP/1.1 keep-alive, or HTTP/2
+//! multiplexed).
+
+mod handle;
+pub(crate) mod options;
+
+use std::fmt;
+use std::task::{Context, Poll};
+
+use futures_util::future::BoxFuture;
+use tower_service::Service;
+
+pub(crate) use handle::Handle;
+pub use handle::ResponseFuture;
+pub(crate) use options::forward_client_options;
+pub use options::ClientOptions;
+
+use crate::connection::Shared;
+use crate::dispatcher::Dispatcher;
+use crate::error::Error;
+use crate::events::{EventKind, Events};
+use crate::origin::Origin;
+use crate::{Request, Response};
+
+/// undici's `Client`: requests to one origin over one connection.
+///
+/// HTTP/1.1 runs one request at a time on a keep-alive connection (hyper
+/// never pipelines); HTTP/2, chosen by ALPN (`allow_h2`, on by default)
+/// or by prior knowledge ([`h2c`](ClientOptions::h2c)), multiplexes up to
+/// `max_concurrent_streams` requests. The connection opens on the first
+/// request, or ahead of it with [`preconnect`](Client::preconnect).
+///
+/// A `tower::Service` and a [`Dispatcher`]; clones share the connection.
+///
+/// ```
+/// use undici_dispatcher::{Client, DispatcherExt, Dispatcher};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), undici_dispatcher::Error> {
+/// # let server = undici_test_support::TestServer::http1(undici_test_support::handlers::hello).await;
+/// # let url = server.url();
+/// let client = Client::new(url.as_str())?;
+/// let response = client.request(http::Request::get("/").body(().into()).unwrap()).await?;
+/// assert_eq!(response.status(), 200);
+/// println!("{}", response.into_body().text().await?);
+/// client.close().await;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    handle: Handle,
+}
+
+impl Client {
+    /// A client for `origin` (`"http://localhost:3000"`) with undici's
+    /// defaults.
+    pub fn new<O>(origin: O) -> Result<Client, Error>
+    where
+        O: TryInto<Origin, Error = Error>,
+    {
+        Client::builder().build(origin)
+    }
+
+    /// A builder with undici's defaults.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder {
+            options: ClientOptions::new(),
+        }
+    }
+
+    /// The origin this client sends to.
+    pub fn origin(&self) -> &Origin {
+        &self.handle.shared.origin
+    }
+
+    /// undici's `ClientStats`, as of now.
+    pub fn stats(&self) -> ClientStats {
+        let counts = self.handle.shared.counts();
+        ClientStats {
+            connected: counts.connected > 0,
+            pending: counts.queued,
+            running: counts.running,
+            size: counts.queued + counts.running,
+        }
+    }
+
+    /// Opens the connection now instead of on the first request, and waits
+    /// until it is open (undici's eager connect). Fails with the connect
+    /// error if it cannot be opened.
+    pub async fn preconnect(&self) -> Result<(), Error> {
+        let shared = &self.handle.shared;
+        let mut events = shared.events.subscribe();
+        if !shared.preconnect() {
+            return Ok(());
+        }
+        loop {
+            match events.recv().await {
+                Some(event) if event.kind == EventKind::Connect => return Ok(()),
+                Some(event) if event.kind == EventKind::ConnectionError => {
+                    return Err(match event.error {
+                        Some(error) => crate::connection::shared_error(&error),
+                        None => Error::socket("connection failed"),
+                    })
+                }
+                Some(_) => continue,
+                None => return Err(Error::closed()),
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("origin", self.origin())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// Builds a [`Client`]; every setter is a [`ClientOptions`] one.
+#[derive(Clone, Debug)]
+pub struct ClientBuilder {
+    options: ClientOptions,
+}
+
+impl ClientBuilder {
+    forward_client_options!();
+
+    /// The client for `origin`. Fails on invalid options
+    /// (`UND_ERR_INVALID_ARG`, `UND_ERR_NOT_SUPPORTED` for pipelining) or
+    /// an origin that is not an absolute `http`/`https` URL.
+    pub fn build<O>(self, origin: O) -> Result<Client, Error>
+    where
+        O: TryInto<Origin, Error = Error>,
+    {
+        let origin = origin.try_into()?;
+        let shared = Shared::new(origin, self.options, Some(1), None, "Client")?;
+        Ok(Client {
+            handle: Handle::new(shared),
+        })
+    }
+}
+
+/// undici's `ClientStats`: a snapshot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientStats {
+    /// Whether the connection is open.
+    pub connected: bool,
+    /// Requests waiting for the connection.
+    pub pending: usize,
+    /// Requests in flight (sent, response not fully read).
+    pub running: usize,
+    /// `pending + running`.
+    pub size: usize,
+}
+
+impl Service<Request> for Client {
+    type Response = Response;
+    type Error = Error;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.handle.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> ResponseFuture {
+        self.handle.call(request)
+    }
+}
+
+impl Dispatcher for Client {
+    fn close(&self) -> BoxFuture<'static, ()> {
+        let closed = self.handle.shared.close();
+        Box::pin(async move {
+            let _ = closed.await;
+        })
+    }
+
+    fn destroy(&self, reason: Option<Error>) -> BoxFuture<'static, ()> {
+        self.handle.shared.destroy(reason);
+        Box::pin(std::future::ready(()))
+    }
+
+    fn events(&self) -> Events {
+        self.handle.shared.events.subscribe()
+    }
+
+    fn is_closed(&self) -> bool {
+        self.handle.shared.is_closed()
+    }
+
+    fn is_destroyed(&self) -> bool {
+        self.handle.shared.is_destroyed()
+    }
+}

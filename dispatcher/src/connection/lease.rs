@@ -1,0 +1,124 @@
+//! `Lease`: one request's hold on a connection, given back on drop.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use hyper::client::conn::{http1, http2};
+
+use crate::error::SocketInfo;
+use crate::Body;
+
+use super::pool::{Outcome, Shared};
+
+/// The sending half of a hyper connection.
+pub(crate) enum Sender {
+    H1(http1::SendRequest<Body>),
+    H2(http2::SendRequest<Body>),
+}
+
+impl Sender {
+    pub(crate) fn is_closed(&self) -> bool {
+        match self {
+            Sender::H1(tx) => tx.is_closed(),
+            Sender::H2(tx) => tx.is_closed(),
+        }
+    }
+
+    pub(crate) fn is_h2(&self) -> bool {
+        matches!(self, Sender::H2(_))
+    }
+
+    /// Another handle on an HTTP/2 connection (HTTP/1 has one user at a
+    /// time, so it has none).
+    pub(crate) fn clone_h2(&self) -> Option<Sender> {
+        match self {
+            Sender::H1(_) => None,
+            Sender::H2(tx) => Some(Sender::H2(tx.clone())),
+        }
+    }
+
+    pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<hyper::Result<()>> {
+        match self {
+            Sender::H1(tx) => tx.poll_ready(cx),
+            Sender::H2(tx) => tx.poll_ready(cx),
+        }
+    }
+}
+
+/// A request's hold on one connection (or one HTTP/2 stream of it). The
+/// connection goes back to the pool when the lease is dropped, with what
+/// [`Lease::set_outcome`] last said about it.
+pub(crate) struct Lease {
+    shared: Arc<Shared>,
+    key: usize,
+    id: u64,
+    sender: Option<Sender>,
+    reused: bool,
+    socket: SocketInfo,
+    outcome: Outcome,
+    armed: bool,
+}
+
+impl Lease {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        key: usize,
+        id: u64,
+        sender: Sender,
+        reused: bool,
+        socket: SocketInfo,
+    ) -> Self {
+        Lease {
+            shared,
+            key,
+            id,
+            sender: Some(sender),
+            reused,
+            socket,
+            // Unused, the connection is as good as before.
+            outcome: Outcome::Reuse(None),
+            armed: true,
+        }
+    }
+
+    /// Takes the lease apart without giving the connection back; for the
+    /// pool itself, which holds its lock.
+    pub(crate) fn disarm(mut self) -> (usize, u64, Option<Sender>) {
+        self.armed = false;
+        (self.key, self.id, self.sender.take())
+    }
+
+    pub(crate) fn sender(&mut self) -> Option<&mut Sender> {
+        self.sender.as_mut()
+    }
+
+    pub(crate) fn is_h2(&self) -> bool {
+        self.sender.as_ref().is_some_and(Sender::is_h2)
+    }
+
+    /// True when the connection served a request before this one.
+    pub(crate) fn is_reused(&self) -> bool {
+        self.reused
+    }
+
+    pub(crate) fn socket(&self) -> SocketInfo {
+        self.socket
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    pub(crate) fn set_outcome(&mut self, outcome: Outcome) {
+        self.outcome = outcome;
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if self.armed {
+            self.shared
+                .release(self.key, self.id, self.sender.take(), self.outcome);
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! Connections to one origin: the pool behind Client and Pool, the request
+//! path, and the response body.
+
+mod body;
+mod errors;
+mod lease;
+mod open;
+mod pool;
+mod send;
+
+pub(crate) use body::ResponseBody;
+pub(crate) use pool::{shared_error, Shared};
+pub(crate) use send::send;

@@ -1,0 +1,697 @@
+//! The connections to one origin and the requests waiting for them.
+//!
+//! This is the state behind Client (one connection), Pool and
+//! RoundRobinPool (many): our own rather than hyper-util's pool pieces,
+//! because undici's semantics need a per-origin cap, a FIFO queue, stats,
+//! events, keep-alive hints and connection lifetimes, none of which
+//! `hyper_util::client::pool::{cache, singleton}` carry.
+//!
+//! Rules:
+//! - A request takes the first available connection: an HTTP/2 connection
+//!   with a free stream, else the most recently idle HTTP/1 connection
+//!   (LIFO, so the least warm ones expire); otherwise it waits in a FIFO
+//!   queue, and a connection is opened if the cap allows.
+//! - While the first connection of an origin that may speak HTTP/2 is
+//!   still negotiating ALPN, no more are opened: one HTTP/2 connection
+//!   serves a cold burst (undici issue 4143). Once ALPN says HTTP/1.1, the
+//!   queue fans out up to the cap.
+//! - A connection leaves the pool by removing its entry; the entry holds
+//!   the signal that tells the connection's task to close it.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use http::HeaderValue;
+use slab::Slab;
+use tokio::sync::{oneshot, Semaphore};
+use tokio::time::Instant;
+
+use crate::client::options::{BoxConnector, ClientOptions};
+use crate::error::{Error, SocketInfo};
+use crate::events::{EventBus, EventKind};
+use crate::origin::Origin;
+
+use super::lease::{Lease, Sender};
+use super::open;
+
+/// A waiting request: it is handed a lease, or the error that ends it.
+type Waiter = oneshot::Sender<Result<Lease, Error>>;
+
+/// What ALPN (or the options) told us the origin speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Protocol {
+    Http1,
+    Http2,
+}
+
+/// The pool's counters, as undici's `PoolStats` (and `ClientStats`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Counts {
+    pub(crate) connected: usize,
+    pub(crate) free: usize,
+    pub(crate) queued: usize,
+    pub(crate) running: usize,
+}
+
+pub(crate) struct Shared {
+    pub(crate) origin: Origin,
+    pub(crate) host_header: HeaderValue,
+    pub(crate) options: ClientOptions,
+    pub(crate) connector: BoxConnector,
+    pub(crate) events: EventBus,
+    /// The readiness gate of a pool with a cap: one permit per request it
+    /// can serve without queueing. `None` when connections are unlimited.
+    pub(crate) gate: Option<Arc<Semaphore>>,
+    limit: Option<usize>,
+    client_ttl: Option<Duration>,
+    closed: AtomicBool,
+    destroyed: AtomicBool,
+    next_id: AtomicU64,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    conns: Slab<Conn>,
+    /// HTTP/1 connections ready for a request, most recently idle last.
+    idle: Vec<usize>,
+    /// HTTP/2 connections.
+    h2: Vec<usize>,
+    connecting: usize,
+    queue: VecDeque<Waiter>,
+    running: usize,
+    protocol: Option<Protocol>,
+    busy: bool,
+    closed: bool,
+    destroyed: Option<Arc<Error>>,
+    close_waiters: Vec<oneshot::Sender<()>>,
+}
+
+struct Conn {
+    id: u64,
+    sender: Option<Sender>,
+    h2: bool,
+    streams: usize,
+    max_streams: usize,
+    served: u32,
+    idle_since: Instant,
+    keep_alive: Duration,
+    created: Instant,
+    socket: SocketInfo,
+    /// Sending on it tells the connection's task to close the connection;
+    /// dropping it unsent detaches the connection (after an upgrade).
+    close: Option<oneshot::Sender<()>>,
+}
+
+impl Conn {
+    fn close(&mut self) {
+        if let Some(close) = self.close.take() {
+            let _ = close.send(());
+        }
+    }
+}
+
+/// Work to do once the state's lock is released.
+#[derive(Default)]
+#[must_use]
+struct AfterUnlock {
+    open: usize,
+    drain: bool,
+    close_done: Vec<oneshot::Sender<()>>,
+    /// Permits to add to the readiness gate: the extra streams of HTTP/2.
+    extra_permits: usize,
+    close_gate: bool,
+}
+
+/// What the connection's task should do about its idle timer.
+pub(crate) enum IdleCheck {
+    Close,
+    Recheck(Instant),
+}
+
+/// What a finished lease says about its connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The exchange ended cleanly: the connection may serve another, for
+    /// this long when the server gave a keep-alive hint.
+    Reuse(Option<Duration>),
+    /// The connection cannot be reused.
+    Discard,
+    /// The connection was taken over by an upgrade or a CONNECT tunnel.
+    Detach,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        origin: Origin,
+        options: ClientOptions,
+        limit: Option<usize>,
+        client_ttl: Option<Duration>,
+        kind: &'static str,
+    ) -> Result<Arc<Self>, Error> {
+        let connector = options.build_connector()?;
+        let host_header = HeaderValue::from_str(origin.authority().as_str())
+            .map_err(|_| Error::invalid_argument(format!("invalid host in {origin}")))?;
+        let limit = limit.filter(|&l| l > 0);
+        Ok(Arc::new(Shared {
+            gate: limit.map(|l| Arc::new(Semaphore::new(l))),
+            origin,
+            host_header,
+            options,
+            connector,
+            events: EventBus::new(kind),
+            limit,
+            client_ttl,
+            closed: AtomicBool::new(false),
+            destroyed: AtomicBool::new(false),
+            next_id: AtomicU64::new(1),
+            state: Mutex::new(State::default()),
+        }))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn is_destroyed(&self) -> bool {
+        self.destroyed.load(Ordering::Acquire)
+    }
+
+    /// The reason the pool was destroyed, as an error for one request.
+    pub(crate) fn destroyed_error(&self) -> Option<Error> {
+        if !self.is_destroyed() {
+            return None;
+        }
+        self.lock().destroyed.as_ref().map(destroyed_error)
+    }
+
+    /// A lease on a connection now, or a place in the queue.
+    pub(crate) fn checkout(self: &Arc<Self>) -> Result<Checkout, Error> {
+        let mut after = AfterUnlock::default();
+        let checkout = {
+            let mut st = self.lock();
+            if let Some(reason) = &st.destroyed {
+                return Err(destroyed_error(reason));
+            }
+            if st.closed {
+                return Err(Error::closed());
+            }
+            let now = Instant::now();
+            if let Some(lease) = self.take_available(&mut st, now) {
+                st.running += 1;
+                return Ok(Checkout::Ready(lease));
+            }
+            let (tx, rx) = oneshot::channel();
+            st.queue.push_back(tx);
+            after.open = self.reserve_connects(&mut st);
+            self.update_busy(&mut st, &mut after);
+            Checkout::Wait(rx)
+        };
+        self.after_unlock(after);
+        Ok(checkout)
+    }
+
+    /// The best connection available now, leased.
+    fn take_available(self: &Arc<Self>, st: &mut State, now: Instant) -> Option<Lease> {
+        for i in 0..st.h2.len() {
+            let key = st.h2[i];
+            let conn = &mut st.conns[key];
+            let too_old = self.client_ttl.is_some_and(|ttl| now >= conn.created + ttl);
+            if conn.streams >= conn.max_streams || too_old {
+                continue;
+            }
+            let Some(sender) = conn.sender.as_ref().and_then(Sender::clone_h2) else {
+                continue;
+            };
+            conn.streams += 1;
+            let reused = conn.served > 0;
+            conn.served = conn.served.saturating_add(1);
+            return Some(Lease::new(
+                self.clone(),
+                key,
+                conn.id,
+                sender,
+                reused,
+                conn.socket,
+            ));
+        }
+        while let Some(key) = st.idle.pop() {
+            let conn = &mut st.conns[key];
+            let expired = now >= conn.idle_since + conn.keep_alive
+                || self.client_ttl.is_some_and(|ttl| now >= conn.created + ttl);
+            let sender = conn.sender.take();
+            match sender {
+                Some(sender) if !expired && !sender.is_closed() => {
+                    let reused = conn.served > 0;
+                    conn.served = conn.served.saturating_add(1);
+                    return Some(Lease::new(
+                        self.clone(),
+                        key,
+                        conn.id,
+                        sender,
+                        reused,
+                        conn.socket,
+                    ));
+                }
+                _ => {
+                    let mut conn = st.conns.remove(key);
+                    conn.close();
+                }
+            }
+        }
+        None
+    }
+
+    /// How many connections to open for the queue, counted as connecting.
+    fn reserve_connects(&self, st: &mut State) -> usize {
+        if st.queue.is_empty() || st.closed {
+            return 0;
+        }
+        let total = st.conns.len() + st.connecting;
+        let room = self.limit.map_or(usize::MAX, |l| l.saturating_sub(total));
+        let wanted = match st.protocol {
+            // One new HTTP/2 connection serves a whole queue.
+            Some(Protocol::Http2) => usize::from(st.connecting == 0),
+            // The first connection is still finding out: wait for it.
+            None if self.may_speak_h2() && total > 0 => 0,
+            None if self.may_speak_h2() => 1,
+            _ => st.queue.len().saturating_sub(st.connecting),
+        };
+        let open = wanted.min(room);
+        st.connecting += open;
+        open
+    }
+
+    fn may_speak_h2(&self) -> bool {
+        self.options.h2c || (self.origin.is_https() && self.options.allow_h2)
+    }
+
+    /// Hands available connections to the queue, oldest waiter first.
+    fn serve_queue(self: &Arc<Self>, st: &mut State) {
+        let now = Instant::now();
+        while let Some(waiter) = st.queue.pop_front() {
+            if waiter.is_closed() {
+                continue;
+            }
+            let Some(lease) = self.take_available(st, now) else {
+                st.queue.push_front(waiter);
+                break;
+            };
+            st.running += 1;
+            if let Err(Ok(lease)) = waiter.send(Ok(lease)) {
+                // The waiter went away between the check and the send.
+                st.running -= 1;
+                let (key, id, sender) = lease.disarm();
+                self.give_back(st, key, id, sender, now);
+            }
+        }
+    }
+
+    /// Puts an unused lease's connection back, without counting a request.
+    fn give_back(&self, st: &mut State, key: usize, id: u64, sender: Option<Sender>, now: Instant) {
+        let Some(conn) = st.conns.get_mut(key).filter(|c| c.id == id) else {
+            return;
+        };
+        conn.served = conn.served.saturating_sub(1);
+        if conn.h2 {
+            conn.streams = conn.streams.saturating_sub(1);
+        } else if let Some(sender) = sender {
+            conn.sender = Some(sender);
+            conn.idle_since = now;
+            st.idle.push(key);
+        }
+    }
+
+    /// A lease ended: the connection goes back, or away.
+    pub(crate) fn release(
+        self: &Arc<Self>,
+        key: usize,
+        id: u64,
+        sender: Option<Sender>,
+        outcome: Outcome,
+    ) {
+        let mut after = AfterUnlock::default();
+        {
+            let mut st = self.lock();
+            st.running = st.running.saturating_sub(1);
+            let now = Instant::now();
+            self.return_connection(&mut st, key, id, sender, outcome, now);
+            self.serve_queue(&mut st);
+            after.open = self.reserve_connects(&mut st);
+            self.finish_close_if_done(&mut st, &mut after);
+            self.update_busy(&mut st, &mut after);
+        }
+        self.after_unlock(after);
+    }
+
+    fn return_connection(
+        &self,
+        st: &mut State,
+        key: usize,
+        id: u64,
+        sender: Option<Sender>,
+        outcome: Outcome,
+        now: Instant,
+    ) {
+        let Some(conn) = st.conns.get_mut(key).filter(|c| c.id == id) else {
+            return;
+        };
+        if conn.h2 {
+            conn.streams = conn.streams.saturating_sub(1);
+            if conn.streams == 0 {
+                conn.idle_since = now;
+            }
+            if outcome == Outcome::Discard && conn.sender.as_ref().is_some_and(Sender::is_closed) {
+                self.remove(st, key);
+            }
+            return;
+        }
+        let spent = self
+            .options
+            .max_requests_per_client
+            .is_some_and(|max| conn.served >= max)
+            || self.client_ttl.is_some_and(|ttl| now >= conn.created + ttl);
+        match (outcome, sender) {
+            (Outcome::Reuse(hint), Some(sender)) if !sender.is_closed() && !spent => {
+                if let Some(keep_alive) = hint {
+                    conn.keep_alive = keep_alive;
+                }
+                conn.sender = Some(sender);
+                conn.idle_since = now;
+                st.idle.push(key);
+            }
+            (Outcome::Detach, _) => {
+                // The connection's task keeps driving the upgraded IO.
+                let conn = st.conns.remove(key);
+                drop(conn.close);
+            }
+            _ => self.remove(st, key),
+        }
+    }
+
+    fn remove(&self, st: &mut State, key: usize) {
+        st.idle.retain(|&k| k != key);
+        st.h2.retain(|&k| k != key);
+        let mut conn = st.conns.remove(key);
+        conn.close();
+    }
+
+    /// A new connection is ready; answers its key and id, or `None` when
+    /// the pool no longer wants it.
+    pub(crate) fn connected(
+        self: &Arc<Self>,
+        sender: Sender,
+        socket: SocketInfo,
+        close: oneshot::Sender<()>,
+    ) -> Option<(usize, u64)> {
+        let mut after = AfterUnlock::default();
+        let registered = {
+            let mut st = self.lock();
+            st.connecting = st.connecting.saturating_sub(1);
+            if st.destroyed.is_some() || (st.closed && st.running == 0 && st.queue.is_empty()) {
+                self.finish_close_if_done(&mut st, &mut after);
+                drop(st);
+                self.after_unlock(after);
+                return None;
+            }
+            let h2 = sender.is_h2();
+            let now = Instant::now();
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let key = st.conns.insert(Conn {
+                id,
+                sender: Some(sender),
+                h2,
+                streams: 0,
+                max_streams: if h2 {
+                    self.options.max_concurrent_streams as usize
+                } else {
+                    1
+                },
+                served: 0,
+                idle_since: now,
+                keep_alive: self.keep_alive_default(),
+                created: now,
+                socket,
+                close: Some(close),
+            });
+            let learned = if h2 { Protocol::Http2 } else { Protocol::Http1 };
+            if st.protocol != Some(learned) {
+                if let (Protocol::Http2, Some(limit)) = (learned, self.limit) {
+                    // The gate was sized for one request per connection.
+                    let streams = self.options.max_concurrent_streams as usize;
+                    after.extra_permits = limit * streams.saturating_sub(1);
+                }
+                st.protocol = Some(learned);
+            }
+            if h2 {
+                st.h2.push(key);
+            } else {
+                st.idle.push(key);
+            }
+            self.serve_queue(&mut st);
+            after.open = self.reserve_connects(&mut st);
+            self.update_busy(&mut st, &mut after);
+            (key, id)
+        };
+        self.after_unlock(after);
+        self.events.emit(EventKind::Connect, &self.origin, None);
+        Some(registered)
+    }
+
+    fn keep_alive_default(&self) -> Duration {
+        if self.options.pipelining == 0 {
+            Duration::ZERO
+        } else {
+            self.options.keep_alive_timeout
+        }
+    }
+
+    /// Opening a connection failed.
+    pub(crate) fn connect_failed(self: &Arc<Self>, error: Error) {
+        let error = Arc::new(error);
+        let mut after = AfterUnlock::default();
+        let failed: Vec<Waiter> = {
+            let mut st = self.lock();
+            st.connecting = st.connecting.saturating_sub(1);
+            let nothing_else = st.conns.is_empty() && st.connecting == 0;
+            let failed = if nothing_else {
+                st.queue.drain(..).collect()
+            } else {
+                st.queue.pop_front().into_iter().collect()
+            };
+            self.finish_close_if_done(&mut st, &mut after);
+            self.update_busy(&mut st, &mut after);
+            failed
+        };
+        for waiter in failed {
+            let _ = waiter.send(Err(shared_error(&error)));
+        }
+        self.after_unlock(after);
+        self.events
+            .emit(EventKind::ConnectionError, &self.origin, Some(error));
+    }
+
+    /// A connection's task ended.
+    pub(crate) fn disconnected(self: &Arc<Self>, key: usize, id: u64, error: Option<Error>) {
+        let mut after = AfterUnlock::default();
+        {
+            let mut st = self.lock();
+            if st.conns.get(key).is_some_and(|c| c.id == id) {
+                self.remove(&mut st, key);
+            }
+            after.open = self.reserve_connects(&mut st);
+            self.update_busy(&mut st, &mut after);
+        }
+        self.after_unlock(after);
+        self.events
+            .emit(EventKind::Disconnect, &self.origin, error.map(Arc::new));
+    }
+
+    /// The idle timer of a connection fired: close it if it has been idle
+    /// for its keep-alive time (or outlived `client_ttl`), else say when to
+    /// look again.
+    pub(crate) fn check_idle(&self, key: usize, id: u64) -> IdleCheck {
+        let mut st = self.lock();
+        let now = Instant::now();
+        let Some(conn) = st.conns.get(key).filter(|c| c.id == id) else {
+            return IdleCheck::Close;
+        };
+        let idle = if conn.h2 {
+            conn.streams == 0
+        } else {
+            conn.sender.is_some()
+        };
+        let expires = conn.idle_since + conn.keep_alive;
+        let ttl_over = self.client_ttl.is_some_and(|ttl| now >= conn.created + ttl);
+        if idle && (now >= expires || ttl_over) {
+            self.remove(&mut st, key);
+            return IdleCheck::Close;
+        }
+        let next = if idle {
+            expires
+        } else {
+            now + conn.keep_alive.max(Duration::from_millis(100))
+        };
+        IdleCheck::Recheck(next)
+    }
+
+    pub(crate) fn counts(&self) -> Counts {
+        let st = self.lock();
+        let free_h2 = st
+            .h2
+            .iter()
+            .filter(|&&key| st.conns[key].streams < st.conns[key].max_streams)
+            .count();
+        Counts {
+            connected: st.conns.len(),
+            free: st.idle.len() + free_h2,
+            queued: st.queue.len(),
+            running: st.running,
+        }
+    }
+
+    /// Refuses new requests; the answer resolves once the queue and the
+    /// running requests are done and the connections closed.
+    pub(crate) fn close(self: &Arc<Self>) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        let mut after = AfterUnlock::default();
+        {
+            let mut st = self.lock();
+            st.closed = true;
+            self.closed.store(true, Ordering::Release);
+            st.close_waiters.push(tx);
+            after.close_gate = true;
+            self.finish_close_if_done(&mut st, &mut after);
+        }
+        self.after_unlock(after);
+        rx
+    }
+
+    fn finish_close_if_done(&self, st: &mut State, after: &mut AfterUnlock) {
+        if !st.closed || st.running > 0 || !st.queue.is_empty() || st.connecting > 0 {
+            return;
+        }
+        let keys: Vec<usize> = st.conns.iter().map(|(key, _)| key).collect();
+        for key in keys {
+            self.remove(st, key);
+        }
+        after.close_done.append(&mut st.close_waiters);
+    }
+
+    /// Aborts everything with `reason`.
+    pub(crate) fn destroy(self: &Arc<Self>, reason: Option<Error>) {
+        let reason = Arc::new(reason.unwrap_or_else(Error::destroyed));
+        let mut after = AfterUnlock::default();
+        let failed: Vec<Waiter> = {
+            let mut st = self.lock();
+            if st.destroyed.is_some() {
+                return;
+            }
+            st.destroyed = Some(reason.clone());
+            st.closed = true;
+            self.destroyed.store(true, Ordering::Release);
+            self.closed.store(true, Ordering::Release);
+            let keys: Vec<usize> = st.conns.iter().map(|(key, _)| key).collect();
+            for key in keys {
+                self.remove(&mut st, key);
+            }
+            after.close_done.append(&mut st.close_waiters);
+            st.queue.drain(..).collect()
+        };
+        for waiter in failed {
+            let _ = waiter.send(Err(destroyed_error(&reason)));
+        }
+        after.close_gate = true;
+        self.after_unlock(after);
+    }
+
+    /// Tracks undici's busy flag: busy when no request could start now
+    /// and no connection may be opened. Leaving busy is a `drain`.
+    fn update_busy(&self, st: &mut State, after: &mut AfterUnlock) {
+        let total = st.conns.len() + st.connecting;
+        let room = self.limit.is_none_or(|l| total < l);
+        let free_h2 = st
+            .h2
+            .iter()
+            .any(|&key| st.conns[key].streams < st.conns[key].max_streams);
+        let busy = !st.queue.is_empty() || !(room || !st.idle.is_empty() || free_h2);
+        if st.busy && !busy {
+            after.drain = true;
+        }
+        st.busy = busy;
+    }
+
+    fn after_unlock(self: &Arc<Self>, after: AfterUnlock) {
+        for done in after.close_done {
+            let _ = done.send(());
+        }
+        if after.drain {
+            self.events.emit(EventKind::Drain, &self.origin, None);
+        }
+        if let Some(gate) = &self.gate {
+            if after.extra_permits > 0 {
+                gate.add_permits(after.extra_permits);
+            }
+            if after.close_gate {
+                gate.close();
+            }
+        }
+        for _ in 0..after.open {
+            open::spawn(self.clone());
+        }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let st = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        for (_, conn) in st.conns.iter_mut() {
+            conn.close();
+        }
+    }
+}
+
+/// A lease now, or a place in the queue.
+pub(crate) enum Checkout {
+    Ready(Lease),
+    Wait(oneshot::Receiver<Result<Lease, Error>>),
+}
+
+/// One request's copy of the error a pool was destroyed with.
+fn destroyed_error(reason: &Arc<Error>) -> Error {
+    shared_error(reason)
+}
+
+/// One waiter's copy of an error many share: same kind, code and message,
+/// with the shared error as its source.
+pub(crate) fn shared_error(error: &Arc<Error>) -> Error {
+    let mut copy = Error::new(error.kind(), error.message().to_owned())
+        .with_code(error.code())
+        .with_source(error.clone());
+    if let Some(socket) = error.socket_info() {
+        copy = copy.with_socket(socket);
+    }
+    copy
+}
+
+impl Shared {
+    /// Opens a connection ahead of the first request, unless one is open or
+    /// opening. Answers whether one was started.
+    pub(crate) fn preconnect(self: &Arc<Self>) -> bool {
+        {
+            let mut st = self.lock();
+            if st.closed || !st.conns.is_empty() || st.connecting > 0 {
+                return false;
+            }
+            st.connecting += 1;
+        }
+        open::spawn(self.clone());
+        true
+    }
+}

@@ -1,0 +1,507 @@
+//! One request on a pooled connection: undici's request checks, the wait
+//! for a connection, the headers timeout, and the transparent retries a
+//! request may get when the server never saw it.
+
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::Either;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::uri::PathAndQuery;
+use http::{Method, StatusCode, Uri, Version};
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::error::{Error, ErrorKind};
+use crate::options::{Opaque, RequestOptions};
+use crate::origin::Origin;
+use crate::{Body, Request, Response};
+
+use super::body::{exceeded_max_size, ResponseBody};
+use super::errors::{self, Phase};
+use super::lease::{Lease, Sender};
+use super::pool::{Checkout, Outcome, Shared};
+
+/// Tries of one request: a connection that died before the request was
+/// written (or, for a replayable request, just after) gets the request
+/// again on another connection, a bounded number of times.
+const MAX_ATTEMPTS: u32 = 3;
+
+/// What the connection needs to know about one request, read once.
+struct Exchange {
+    headers_timeout: Option<Duration>,
+    body_timeout: Option<Duration>,
+    idempotent: bool,
+    reset: bool,
+    upgrade: bool,
+    opaque: Option<Opaque>,
+}
+
+/// Sends `request` on a connection of the pool and waits for the head of
+/// the response.
+pub(crate) async fn send(
+    shared: Arc<Shared>,
+    mut request: Request,
+    permit: Option<OwnedSemaphorePermit>,
+) -> Result<Response, Error> {
+    let exchange = Exchange::prepare(&shared, &mut request)?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut lease = wait_for_connection(&shared).await?;
+        let ready = match lease.sender() {
+            Some(sender) => poll_fn(|cx| sender.poll_ready(cx)).await,
+            None => continue,
+        };
+        if let Err(err) = ready {
+            // Died before our request was written: safe to try another.
+            lease.set_outcome(Outcome::Discard);
+            if attempt < MAX_ATTEMPTS {
+                continue;
+            }
+            return Err(errors::from_hyper(err, Phase::Head, lease.socket()));
+        }
+        set_target(&mut request, &shared, lease.is_h2());
+        let replay = if attempt < MAX_ATTEMPTS && may_replay(&exchange, &request, &lease) {
+            copy_request(&request)
+        } else {
+            None
+        };
+        // In flight: if this future is dropped now, the connection goes.
+        lease.set_outcome(Outcome::Discard);
+        let Some(sender) = lease.sender() else {
+            continue;
+        };
+        let sending = match sender {
+            Sender::H1(tx) => Either::Left(tx.try_send_request(request)),
+            Sender::H2(tx) => Either::Right(tx.try_send_request(request)),
+        };
+        let result = match exchange.headers_timeout {
+            Some(timeout) => match tokio::time::timeout(timeout, sending).await {
+                Ok(result) => result,
+                Err(_) => {
+                    return Err(
+                        Error::new(ErrorKind::HeadersTimeout, "Headers Timeout Error")
+                            .with_socket(lease.socket()),
+                    )
+                }
+            },
+            None => sending.await,
+        };
+        match result {
+            Ok(response) => return exchange.finish(response, lease, permit),
+            Err(mut err) => {
+                if let Some(unsent) = err.take_message() {
+                    request = unsent;
+                    if attempt < MAX_ATTEMPTS {
+                        continue;
+                    }
+                }
+                let err = err.into_error();
+                if let Some(copy) = replay.filter(|_| may_retry_after(&err, &lease)) {
+                    request = copy;
+                    continue;
+                }
+                if let Some(destroyed) = shared.destroyed_error() {
+                    return Err(destroyed);
+                }
+                return Err(errors::from_hyper(err, Phase::Head, lease.socket()));
+            }
+        }
+    }
+}
+
+async fn wait_for_connection(shared: &Arc<Shared>) -> Result<Lease, Error> {
+    match shared.checkout()? {
+        Checkout::Ready(lease) => Ok(lease),
+        Checkout::Wait(waiting) => match waiting.await {
+            Ok(result) => result,
+            Err(_) => Err(shared.destroyed_error().unwrap_or_else(Error::closed)),
+        },
+    }
+}
+
+/// Whether to keep a copy of the request to send again if the connection
+/// fails under it: an HTTP/2 stream the server may refuse unprocessed
+/// (GOAWAY, `REFUSED_STREAM`), or an idempotent request on a reused
+/// HTTP/1 connection the server may have closed as we reused it.
+fn may_replay(exchange: &Exchange, request: &Request, lease: &Lease) -> bool {
+    if exchange.upgrade || !request.body().is_replayable() {
+        return false;
+    }
+    lease.is_h2() || (lease.is_reused() && exchange.idempotent)
+}
+
+fn may_retry_after(err: &hyper::Error, lease: &Lease) -> bool {
+    if lease.is_h2() {
+        errors::is_unprocessed_h2(err)
+    } else {
+        errors::is_closed_under_request(err)
+    }
+}
+
+/// A copy of a request whose body can be sent again.
+fn copy_request(request: &Request) -> Option<Request> {
+    let body = request.body().try_clone()?;
+    let mut copy = Request::new(body);
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    *copy.extensions_mut() = request.extensions().clone();
+    Some(copy)
+}
+
+/// Points the request at the connection: origin-form and a `Host`
+/// header for HTTP/1, absolute-form (the `:scheme` and `:authority`
+/// pseudo-headers) for HTTP/2.
+fn set_target(request: &mut Request, shared: &Shared, h2: bool) {
+    let origin = &shared.origin;
+    let mut parts = std::mem::take(request.uri_mut()).into_parts();
+    if request.method() == Method::CONNECT {
+        parts.scheme = None;
+        parts.path_and_query = None;
+        if parts.authority.is_none() {
+            parts.authority = Some(origin.authority().clone());
+        }
+    } else if h2 {
+        parts.scheme = Some(origin.scheme().clone());
+        parts.authority = Some(origin.authority().clone());
+        if parts.path_and_query.is_none() {
+            parts.path_and_query = Some(PathAndQuery::from_static("/"));
+        }
+    } else {
+        parts.scheme = None;
+        parts.authority = None;
+        if parts.path_and_query.is_none() {
+            parts.path_and_query = Some(PathAndQuery::from_static("/"));
+        }
+    }
+    *request.uri_mut() = Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("/"));
+    if h2 {
+        *request.version_mut() = Version::HTTP_2;
+    } else {
+        *request.version_mut() = Version::HTTP_11;
+        if !request.headers().contains_key(header::HOST) {
+            request
+                .headers_mut()
+                .insert(header::HOST, shared.host_header.clone());
+        }
+    }
+}
+
+impl Exchange {
+    /// undici's request checks (`lib/core/request.js`), and the headers
+    /// they add.
+    fn prepare(shared: &Shared, request: &mut Request) -> Result<Exchange, Error> {
+        check_origin(&shared.origin, request.uri())?;
+        let headers = request.headers();
+        check_headers(headers)?;
+        let options = RequestOptions::of(request);
+        let defaults = &shared.options;
+        let upgrade_protocol = options.and_then(|o| o.upgrade_protocol().map(str::to_owned));
+        let is_connect = request.method() == Method::CONNECT;
+        let closes = headers
+            .get(header::CONNECTION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")));
+        if options.is_some_and(RequestOptions::is_expect_continue) {
+            return Err(Error::not_supported(
+                "expect: 100-continue is not supported over HTTP/1.1 (as in undici)",
+            ));
+        }
+        if defaults.strict_content_length {
+            check_content_length(request)?;
+        }
+        let exchange = Exchange {
+            headers_timeout: options
+                .and_then(RequestOptions::headers_timeout_override)
+                .map_or(defaults.headers_timeout, |t| (!t.is_zero()).then_some(t)),
+            body_timeout: options
+                .and_then(RequestOptions::body_timeout_override)
+                .map_or(defaults.body_timeout, |t| (!t.is_zero()).then_some(t)),
+            idempotent: options.map_or_else(
+                || crate::options::is_idempotent_method(request.method()),
+                |o| o.is_idempotent(request.method()),
+            ),
+            reset: closes
+                || defaults.pipelining == 0
+                || options.is_some_and(RequestOptions::is_reset),
+            upgrade: upgrade_protocol.is_some() || is_connect,
+            opaque: options.and_then(|o| o.opaque_value().cloned()),
+        };
+        let on_info = options.and_then(|o| o.on_info_callback().cloned());
+        if let Some(protocol) = upgrade_protocol {
+            let value = HeaderValue::from_str(&protocol)
+                .map_err(|_| Error::invalid_argument("invalid upgrade protocol"))?;
+            let headers = request.headers_mut();
+            headers.insert(header::UPGRADE, value);
+            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        } else if exchange.reset && !closes {
+            request
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        if let Some(on_info) = on_info {
+            hyper::ext::on_informational(request, move |info| {
+                on_info.call(&crate::options::Informational {
+                    status: info.status(),
+                    headers: info.headers().clone(),
+                });
+            });
+        }
+        Ok(exchange)
+    }
+
+    /// Wraps the response: its body gives the connection back when it
+    /// ends; an upgrade takes the connection out of the pool.
+    fn finish(
+        self,
+        response: http::Response<hyper::body::Incoming>,
+        mut lease: Lease,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Result<Response, Error> {
+        let (mut parts, incoming) = response.into_parts();
+        if let Some(opaque) = self.opaque {
+            parts.extensions.insert(opaque);
+        }
+        let upgraded = parts.status == StatusCode::SWITCHING_PROTOCOLS
+            || (self.upgrade && parts.status.is_success() && !lease.is_h2());
+        if upgraded {
+            lease.set_outcome(Outcome::Detach);
+            return Ok(Response::from_parts(parts, Body::empty()));
+        }
+        let options = &lease.shared().options;
+        let content_length = content_length(&parts.headers);
+        if let (Some(max), Some(length)) = (options.max_response_size, content_length) {
+            if length > max {
+                return Err(exceeded_max_size(Some(max)));
+            }
+        }
+        let outcome = if lease.is_h2() {
+            Outcome::Reuse(None)
+        } else {
+            keep_alive(&parts, self.reset, options)
+        };
+        let max_size = options.max_response_size;
+        if http_body::Body::is_end_stream(&incoming) {
+            // Nothing to read (HEAD, 204, 304, an empty body): the
+            // connection is free now, whether or not the body is polled.
+            lease.set_outcome(outcome);
+            return Ok(Response::from_parts(parts, Body::empty()));
+        }
+        let body = ResponseBody::new(
+            incoming,
+            lease,
+            permit,
+            outcome,
+            self.body_timeout,
+            max_size,
+            content_length.is_some(),
+        );
+        Ok(Response::from_parts(parts, Body::response(body)))
+    }
+}
+
+/// Requests for another origin are refused: a Client or Pool serves one
+/// origin, and sending elsewhere silently would be worse than an error.
+fn check_origin(origin: &Origin, uri: &Uri) -> Result<(), Error> {
+    if uri.scheme().is_none() && uri.authority().is_none() {
+        return Ok(());
+    }
+    if uri.scheme().is_none() {
+        // CONNECT's authority-form names the tunnel's target, not us.
+        return Ok(());
+    }
+    let target = Origin::from_uri(uri)?;
+    if &target != origin {
+        return Err(Error::invalid_argument(format!(
+            "request to {target} sent to a dispatcher for {origin}; use an Agent for several origins"
+        )));
+    }
+    Ok(())
+}
+
+/// Headers undici refuses, because they are the connection's business.
+fn check_headers(headers: &HeaderMap) -> Result<(), Error> {
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        return Err(Error::invalid_argument(
+            "invalid transfer-encoding header: the body decides the framing",
+        ));
+    }
+    if headers.contains_key("keep-alive") {
+        return Err(Error::invalid_argument(
+            "invalid keep-alive header: use the reset option or keep_alive_timeout",
+        ));
+    }
+    if headers.contains_key(header::UPGRADE) {
+        return Err(Error::invalid_argument(
+            "invalid upgrade header: use the upgrade option",
+        ));
+    }
+    if headers.contains_key(header::EXPECT) {
+        return Err(Error::not_supported("expect header not supported"));
+    }
+    if headers.get_all(header::CONTENT_LENGTH).iter().count() > 1 {
+        return Err(Error::invalid_argument("duplicate content-length header"));
+    }
+    Ok(())
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// `strict_content_length`: a known body must match its content-length.
+fn check_content_length(request: &Request) -> Result<(), Error> {
+    let Some(value) = request.headers().get(header::CONTENT_LENGTH) else {
+        return Ok(());
+    };
+    let declared = value
+        .to_str()
+        .ok()
+        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|v| v.parse::<u64>().ok())
+        .ok_or_else(|| Error::invalid_argument("invalid content-length header"))?;
+    let actual = http_body::Body::size_hint(request.body()).exact();
+    match actual {
+        Some(actual) if actual != declared => Err(Error::new(
+            ErrorKind::RequestContentLengthMismatch,
+            "Request body length does not match content-length header",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// undici's keep-alive rules for HTTP/1: `connection: close` or HTTP/1.0
+/// end the connection; `Keep-Alive: timeout=N` sets its idle life to
+/// `N - threshold`, capped, and a hint at or under the threshold ends it.
+fn keep_alive(
+    parts: &http::response::Parts,
+    reset: bool,
+    options: &crate::ClientOptions,
+) -> Outcome {
+    if reset {
+        return Outcome::Discard;
+    }
+    let connection = parts
+        .headers
+        .get(header::CONNECTION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let has_token = |token: &str| {
+        connection
+            .split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    if has_token("close") || (parts.version == Version::HTTP_10 && !has_token("keep-alive")) {
+        return Outcome::Discard;
+    }
+    let Some(hint) = parts
+        .headers
+        .get("keep-alive")
+        .and_then(|v| v.to_str().ok())
+        .and_then(keep_alive_hint)
+    else {
+        return Outcome::Reuse(None);
+    };
+    match hint.checked_sub(options.keep_alive_timeout_threshold) {
+        Some(timeout) if !timeout.is_zero() => {
+            Outcome::Reuse(Some(timeout.min(options.keep_alive_max_timeout)))
+        }
+        _ => Outcome::Discard,
+    }
+}
+
+/// The `timeout=N` of a `Keep-Alive` header, in seconds.
+fn keep_alive_hint(value: &str) -> Option<Duration> {
+    let start = value.find("timeout=")? + "timeout=".len();
+    let digits: &str = &value[start..];
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    let seconds: u64 = digits[..end].parse().ok()?;
+    Some(Duration::from_secs(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(headers: &[(&str, &str)], version: Version) -> http::response::Parts {
+        let mut builder = http::Response::builder().version(version);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn keep_alive_hint_minus_threshold_capped() {
+        let options = crate::ClientOptions::new();
+        let parts = head(&[("keep-alive", "timeout=5")], Version::HTTP_11);
+        assert_eq!(
+            keep_alive(&parts, false, &options),
+            Outcome::Reuse(Some(Duration::from_secs(3)))
+        );
+        let parts = head(&[("keep-alive", "timeout=5000")], Version::HTTP_11);
+        assert_eq!(
+            keep_alive(&parts, false, &options),
+            Outcome::Reuse(Some(Duration::from_secs(600)))
+        );
+        let parts = head(&[("keep-alive", "timeout=2")], Version::HTTP_11);
+        assert_eq!(keep_alive(&parts, false, &options), Outcome::Discard);
+    }
+
+    #[test]
+    fn connection_close_and_http_1_0_end_the_connection() {
+        let options = crate::ClientOptions::new();
+        let parts = head(&[("connection", "Close")], Version::HTTP_11);
+        assert_eq!(keep_alive(&parts, false, &options), Outcome::Discard);
+        let parts = head(&[], Version::HTTP_10);
+        assert_eq!(keep_alive(&parts, false, &options), Outcome::Discard);
+        let parts = head(&[], Version::HTTP_11);
+        assert_eq!(keep_alive(&parts, true, &options), Outcome::Discard);
+        assert_eq!(
+            keep_alive(&head(&[], Version::HTTP_11), false, &options),
+            Outcome::Reuse(None)
+        );
+    }
+
+    #[test]
+    fn forbidden_headers_are_refused_with_undici_codes() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        assert_eq!(
+            check_headers(&headers).unwrap_err().code(),
+            "UND_ERR_INVALID_ARG"
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert(header::EXPECT, HeaderValue::from_static("100-continue"));
+        assert_eq!(
+            check_headers(&headers).unwrap_err().code(),
+            "UND_ERR_NOT_SUPPORTED"
+        );
+    }
+
+    #[test]
+    fn content_length_must_match_a_known_body() {
+        let request = http::Request::post("/")
+            .header("content-length", "3")
+            .body(Body::from("four"))
+            .unwrap();
+        assert_eq!(
+            check_content_length(&request).unwrap_err().code(),
+            "UND_ERR_REQ_CONTENT_LENGTH_MISMATCH"
+        );
+    }
+}
