@@ -79,19 +79,20 @@ impl TlsConnectors {
     }
 }
 
-/// The crypto provider: the user's, else ring, else aws-lc-rs.
-pub(crate) fn default_provider() -> Arc<CryptoProvider> {
+/// The crypto provider of this crate's features: ring, else aws-lc-rs,
+/// else whatever the process installed as rustls's default.
+pub(crate) fn default_provider() -> Option<Arc<CryptoProvider>> {
     #[cfg(feature = "ring")]
     {
-        Arc::new(rustls::crypto::ring::default_provider())
+        Some(Arc::new(rustls::crypto::ring::default_provider()))
     }
     #[cfg(all(feature = "aws-lc-rs", not(feature = "ring")))]
     {
-        Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+        Some(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
     }
     #[cfg(not(any(feature = "ring", feature = "aws-lc-rs")))]
     {
-        compile_error!("undici-connectors needs the `ring` or the `aws-lc-rs` feature");
+        CryptoProvider::get_default().cloned()
     }
 }
 
@@ -99,7 +100,13 @@ fn build_config(options: &ConnectOptions) -> Result<ClientConfig, ConnectError> 
     let provider = options
         .crypto_provider
         .clone()
-        .unwrap_or_else(default_provider);
+        .or_else(default_provider)
+        .ok_or_else(|| {
+            ConnectError::invalid(
+                "no TLS crypto provider: enable the `ring` or `aws-lc-rs` feature, \
+                 or pass one with ConnectOptions::crypto_provider",
+            )
+        })?;
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|err| ConnectError::invalid("TLS protocol versions").with_source(err))?;
@@ -163,6 +170,7 @@ fn add_default_roots(store: &mut RootCertStore, roots: Roots) -> Result<(), Conn
             }
             #[cfg(not(feature = "webpki-roots"))]
             {
+                let _ = store;
                 Err(ConnectError::invalid(
                     "Roots::WebPki needs the `webpki-roots` feature",
                 ))

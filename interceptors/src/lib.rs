@@ -1,1 +1,35 @@
-//! undici for Rust: the interceptors crate.
+//! undici's interceptors as tower layers.
+//!
+//! Each interceptor is a module with a `XLayer` (its options, with
+//! undici's defaults) and the `X<S>` service, behind its own cargo
+//! feature. They work over any `Dispatcher` of `undici-dispatcher` and over
+//! any `tower::Service<Request, Response = Response, Error = Error>`;
+//! per-request overrides come from the request's `RequestOptions`.
+//!
+//! Order: in a `ServiceBuilder` the first layer is the outermost, the
+//! first to see a request. undici's `compose([a, b, c])` calls `c` first,
+//! so it reads `ServiceBuilder::new().layer(c).layer(b).layer(a)`.
+#![deny(missing_docs, unreachable_pub, unsafe_code)]
+#![warn(
+    rust_2018_idioms,
+    clippy::await_holding_lock,
+    clippy::dbg_macro,
+    clippy::todo
+)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(feature = "decompress")]
+#[cfg_attr(docsrs, doc(cfg(feature = "decompress")))]
+pub mod decompress;
+#[cfg(feature = "dump")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dump")))]
+pub mod dump;
+#[cfg(feature = "redirect")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redirect")))]
+pub mod redirect;
+#[cfg(feature = "response-error")]
+#[cfg_attr(docsrs, doc(cfg(feature = "response-error")))]
+pub mod response_error;
+#[cfg(feature = "retry")]
+#[cfg_attr(docsrs, doc(cfg(feature = "retry")))]
+pub mod retry;

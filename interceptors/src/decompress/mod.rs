@@ -1,0 +1,1 @@
+//! The decompress interceptor (being written).

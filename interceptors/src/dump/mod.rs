@@ -1,0 +1,1 @@
+//! The dump interceptor (being written).

@@ -1,0 +1,1 @@
+//! The redirect interceptor (being written).

@@ -1,0 +1,1 @@
+//! The response_error interceptor (being written).
