@@ -36,6 +36,9 @@
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod global;
+
+pub use global::{global_dispatcher, request, set_global_dispatcher, IntoRequest};
 pub use undici_dispatcher::*;
 
 /// undici's interceptors as tower layers, each behind its cargo feature.

@@ -55,6 +55,12 @@ pub trait Dispatcher:
     /// True once `destroy` was called.
     fn is_destroyed(&self) -> bool;
 
+    /// True when the dispatcher holds no connection and no request; an
+    /// Agent drops the dispatchers of idle origins. Default `false`.
+    fn is_idle(&self) -> bool {
+        false
+    }
+
     /// Wraps this dispatcher in a tower `Layer` (an interceptor, a
     /// `ServiceBuilder` stack, any tower middleware); `close`, `destroy`
     /// and `events` still reach this dispatcher.
@@ -153,6 +159,10 @@ where
     fn is_destroyed(&self) -> bool {
         self.base.is_destroyed()
     }
+
+    fn is_idle(&self) -> bool {
+        self.base.is_idle()
+    }
 }
 
 /// The lifecycle half of a dispatcher, object-safe, for [`BoxDispatcher`].
@@ -162,6 +172,7 @@ trait Lifecycle: Send + Sync {
     fn events(&self) -> Events;
     fn is_closed(&self) -> bool;
     fn is_destroyed(&self) -> bool;
+    fn is_idle(&self) -> bool;
 }
 
 impl<D: Dispatcher> Lifecycle for D {
@@ -183,6 +194,10 @@ impl<D: Dispatcher> Lifecycle for D {
 
     fn is_destroyed(&self) -> bool {
         Dispatcher::is_destroyed(self)
+    }
+
+    fn is_idle(&self) -> bool {
+        Dispatcher::is_idle(self)
     }
 }
 
@@ -244,5 +259,9 @@ impl Dispatcher for BoxDispatcher {
 
     fn is_destroyed(&self) -> bool {
         self.lifecycle.is_destroyed()
+    }
+
+    fn is_idle(&self) -> bool {
+        self.lifecycle.is_idle()
     }
 }

@@ -41,6 +41,7 @@
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod agent;
 mod api;
 mod body;
 mod client;
@@ -50,7 +51,9 @@ mod error;
 mod events;
 mod options;
 mod origin;
+mod pool;
 
+pub use agent::{Agent, AgentBuilder, AgentFuture};
 pub use api::DispatcherExt;
 pub use body::{Body, BodyReader, BodySender, DEFAULT_DUMP_LIMIT};
 pub use client::{Client, ClientBuilder, ClientOptions, ClientStats, ResponseFuture};
@@ -60,7 +63,8 @@ pub use events::{Event, EventKind, Events, Target};
 pub use options::{
     is_idempotent_method, Informational, OnInfo, Opaque, RequestOptions, RetryOverrides,
 };
-pub use origin::Origin;
+pub use origin::{IntoOrigin, Origin};
+pub use pool::{Pool, PoolBuilder, PoolStats, RoundRobinPool};
 
 /// A request: `http::Request` with undici's [`Body`]. Per-request options
 /// go in its extensions as [`RequestOptions`].

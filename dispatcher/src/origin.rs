@@ -146,6 +146,55 @@ impl TryFrom<Uri> for Origin {
     }
 }
 
+/// What names an origin: an [`Origin`], a URL string or a `Uri`.
+pub trait IntoOrigin {
+    /// The origin, or `UND_ERR_INVALID_ARG` when it is not an absolute
+    /// `http`/`https` URL.
+    fn into_origin(self) -> Result<Origin, Error>;
+}
+
+impl IntoOrigin for Origin {
+    fn into_origin(self) -> Result<Origin, Error> {
+        Ok(self)
+    }
+}
+
+impl IntoOrigin for &Origin {
+    fn into_origin(self) -> Result<Origin, Error> {
+        Ok(self.clone())
+    }
+}
+
+impl IntoOrigin for &str {
+    fn into_origin(self) -> Result<Origin, Error> {
+        self.parse()
+    }
+}
+
+impl IntoOrigin for String {
+    fn into_origin(self) -> Result<Origin, Error> {
+        self.parse()
+    }
+}
+
+impl IntoOrigin for &String {
+    fn into_origin(self) -> Result<Origin, Error> {
+        self.parse()
+    }
+}
+
+impl IntoOrigin for Uri {
+    fn into_origin(self) -> Result<Origin, Error> {
+        Origin::from_uri(&self)
+    }
+}
+
+impl IntoOrigin for &Uri {
+    fn into_origin(self) -> Result<Origin, Error> {
+        Origin::from_uri(self)
+    }
+}
+
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}://{}", self.scheme, self.authority)

@@ -22,6 +22,8 @@ pub(crate) struct Handle {
     permit: Option<OwnedSemaphorePermit>,
     /// Made the first time this handle has to wait for a permit.
     waiting: Option<PollSemaphore>,
+    /// Whether this handle is counted among the pool's waiting requests.
+    counted: bool,
 }
 
 impl Handle {
@@ -30,6 +32,16 @@ impl Handle {
             shared,
             permit: None,
             waiting: None,
+            counted: false,
+        }
+    }
+
+    /// Counts this handle among the requests waiting for the pool (undici's
+    /// `pending`) while it waits at the gate, or stops counting it.
+    fn count_waiting(&mut self, waiting: bool) {
+        if self.counted != waiting {
+            self.counted = waiting;
+            self.shared.count_gate_waiter(waiting);
         }
     }
 
@@ -54,10 +66,12 @@ impl Handle {
             self.permit = Some(permit);
             return Poll::Ready(Ok(()));
         }
-        let waiting = self
-            .waiting
-            .get_or_insert_with(|| PollSemaphore::new(gate.clone()));
-        match ready!(waiting.poll_acquire(cx)) {
+        let gate = gate.clone();
+        self.count_waiting(true);
+        let waiting = self.waiting.get_or_insert_with(|| PollSemaphore::new(gate));
+        let acquired = ready!(waiting.poll_acquire(cx));
+        self.count_waiting(false);
+        match acquired {
             Some(permit) => {
                 self.permit = Some(permit);
                 Poll::Ready(Ok(()))
@@ -71,6 +85,12 @@ impl Handle {
         ResponseFuture {
             inner: Box::pin(send(self.shared.clone(), request, permit)),
         }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.count_waiting(false);
     }
 }
 

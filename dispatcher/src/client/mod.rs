@@ -5,22 +5,16 @@ mod handle;
 pub(crate) mod options;
 
 use std::fmt;
-use std::task::{Context, Poll};
-
-use futures_util::future::BoxFuture;
-use tower_service::Service;
 
 pub(crate) use handle::Handle;
 pub use handle::ResponseFuture;
 pub(crate) use options::forward_client_options;
 pub use options::ClientOptions;
 
-use crate::connection::Shared;
-use crate::dispatcher::Dispatcher;
+use crate::connection::{PoolConfig, Selection, Shared};
 use crate::error::Error;
-use crate::events::{EventKind, Events};
-use crate::origin::Origin;
-use crate::{Request, Response};
+use crate::events::EventKind;
+use crate::origin::{IntoOrigin, Origin};
 
 /// undici's `Client`: requests to one origin over one connection.
 ///
@@ -57,7 +51,7 @@ impl Client {
     /// defaults.
     pub fn new<O>(origin: O) -> Result<Client, Error>
     where
-        O: TryInto<Origin, Error = Error>,
+        O: IntoOrigin,
     {
         Client::builder().build(origin)
     }
@@ -133,10 +127,17 @@ impl ClientBuilder {
     /// an origin that is not an absolute `http`/`https` URL.
     pub fn build<O>(self, origin: O) -> Result<Client, Error>
     where
-        O: TryInto<Origin, Error = Error>,
+        O: IntoOrigin,
     {
-        let origin = origin.try_into()?;
-        let shared = Shared::new(origin, self.options, Some(1), None, "Client")?;
+        let origin = origin.into_origin()?;
+        let config = PoolConfig {
+            limit: Some(1),
+            client_ttl: None,
+            selection: Selection::Warmest,
+            kind: "Client",
+            budget: None,
+        };
+        let shared = Shared::new(origin, self.options, config)?;
         Ok(Client {
             handle: Handle::new(shared),
         })
@@ -156,42 +157,62 @@ pub struct ClientStats {
     pub size: usize,
 }
 
-impl Service<Request> for Client {
-    type Response = Response;
-    type Error = Error;
-    type Future = ResponseFuture;
+/// Implements `Service` and `Dispatcher` for a type that wraps a
+/// `Handle` in a field named `handle`: Client, Pool, RoundRobinPool.
+macro_rules! pooled_dispatcher {
+    ($name:ident) => {
+        impl tower_service::Service<$crate::Request> for $name {
+            type Response = $crate::Response;
+            type Error = $crate::Error;
+            type Future = $crate::ResponseFuture;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.handle.poll_ready(cx)
-    }
+            fn poll_ready(
+                &mut self,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Result<(), $crate::Error>> {
+                self.handle.poll_ready(cx)
+            }
 
-    fn call(&mut self, request: Request) -> ResponseFuture {
-        self.handle.call(request)
-    }
+            fn call(&mut self, request: $crate::Request) -> $crate::ResponseFuture {
+                self.handle.call(request)
+            }
+        }
+
+        impl $crate::Dispatcher for $name {
+            fn close(&self) -> futures_util::future::BoxFuture<'static, ()> {
+                let closed = self.handle.shared.close();
+                Box::pin(async move {
+                    let _ = closed.await;
+                })
+            }
+
+            fn destroy(
+                &self,
+                reason: Option<$crate::Error>,
+            ) -> futures_util::future::BoxFuture<'static, ()> {
+                self.handle.shared.destroy(reason);
+                Box::pin(std::future::ready(()))
+            }
+
+            fn events(&self) -> $crate::Events {
+                self.handle.shared.events.subscribe()
+            }
+
+            fn is_closed(&self) -> bool {
+                self.handle.shared.is_closed()
+            }
+
+            fn is_destroyed(&self) -> bool {
+                self.handle.shared.is_destroyed()
+            }
+
+            fn is_idle(&self) -> bool {
+                self.handle.shared.is_idle()
+            }
+        }
+    };
 }
 
-impl Dispatcher for Client {
-    fn close(&self) -> BoxFuture<'static, ()> {
-        let closed = self.handle.shared.close();
-        Box::pin(async move {
-            let _ = closed.await;
-        })
-    }
+pub(crate) use pooled_dispatcher;
 
-    fn destroy(&self, reason: Option<Error>) -> BoxFuture<'static, ()> {
-        self.handle.shared.destroy(reason);
-        Box::pin(std::future::ready(()))
-    }
-
-    fn events(&self) -> Events {
-        self.handle.shared.events.subscribe()
-    }
-
-    fn is_closed(&self) -> bool {
-        self.handle.shared.is_closed()
-    }
-
-    fn is_destroyed(&self) -> bool {
-        self.handle.shared.is_destroyed()
-    }
-}
+pooled_dispatcher!(Client);

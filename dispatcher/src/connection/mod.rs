@@ -2,6 +2,7 @@
 //! path, and the response body.
 
 mod body;
+mod budget;
 mod errors;
 mod lease;
 mod open;
@@ -9,5 +10,6 @@ mod pool;
 mod send;
 
 pub(crate) use body::ResponseBody;
-pub(crate) use pool::{shared_error, Shared};
+pub(crate) use budget::ConnectionBudget;
+pub(crate) use pool::{shared_error, PoolConfig, Selection, Shared};
 pub(crate) use send::send;

@@ -1,7 +1,7 @@
 //! Opening a connection and driving it: one task per connection, never one
 //! per request.
 
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::sync::{Arc, Weak};
 
 use hyper::client::conn::{http1, http2};
@@ -16,7 +16,7 @@ use crate::Body;
 
 use super::errors::{self, Phase};
 use super::lease::Sender;
-use super::pool::{IdleCheck, Shared};
+use super::pool::{IdleCheck, Recheck, Shared};
 
 /// Starts opening a connection for the pool, on the current tokio runtime.
 pub(crate) fn spawn(shared: Arc<Shared>) {
@@ -88,7 +88,8 @@ where
     C: Future<Output = hyper::Result<()>>,
 {
     let (close_tx, mut close) = oneshot::channel();
-    let Some((key, id)) = shared.connected(sender, socket, close_tx) else {
+    let recheck = Arc::new(Recheck::default());
+    let Some((key, id)) = shared.connected(sender, socket, close_tx, recheck.clone()) else {
         return;
     };
     let first_check = Instant::now() + shared.options.keep_alive_timeout;
@@ -112,6 +113,9 @@ where
                 Err(_) if pool.strong_count() == 0 => break None,
                 Err(_) => pooled = false,
             },
+            () = poll_fn(|cx| recheck.poll(cx)), if pooled => {
+                idle.as_mut().reset(Instant::now());
+            }
             () = &mut idle, if pooled => {
                 let Some(shared) = pool.upgrade() else { break None };
                 match shared.check_idle(key, id) {

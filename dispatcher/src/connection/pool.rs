@@ -19,10 +19,11 @@
 //!   the signal that tells the connection's task to close it.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use futures_util::task::AtomicWaker;
 use http::HeaderValue;
 use slab::Slab;
 use tokio::sync::{oneshot, Semaphore};
@@ -33,6 +34,7 @@ use crate::error::{Error, SocketInfo};
 use crate::events::{EventBus, EventKind};
 use crate::origin::Origin;
 
+use super::budget::ConnectionBudget;
 use super::lease::{Lease, Sender};
 use super::open;
 
@@ -44,6 +46,30 @@ type Waiter = oneshot::Sender<Result<Lease, Error>>;
 pub(crate) enum Protocol {
     Http1,
     Http2,
+}
+
+/// Which idle HTTP/1 connection serves the next request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Selection {
+    /// The most recently used: the others expire (Pool, Client).
+    Warmest,
+    /// The one idle longest: requests cycle over every connection
+    /// (RoundRobinPool, for backends behind an L4 balancer).
+    RoundRobin,
+}
+
+/// How a pool is shaped.
+#[derive(Clone, Debug)]
+pub(crate) struct PoolConfig {
+    /// The cap on connections; `None` is unlimited.
+    pub(crate) limit: Option<usize>,
+    /// A connection's lifetime.
+    pub(crate) client_ttl: Option<Duration>,
+    pub(crate) selection: Selection,
+    /// The dispatcher type, for event targets.
+    pub(crate) kind: &'static str,
+    /// A cap on connections shared with other pools.
+    pub(crate) budget: Option<Arc<ConnectionBudget>>,
 }
 
 /// The pool's counters, as undici's `PoolStats` (and `ClientStats`).
@@ -66,9 +92,13 @@ pub(crate) struct Shared {
     pub(crate) gate: Option<Arc<Semaphore>>,
     limit: Option<usize>,
     client_ttl: Option<Duration>,
+    selection: Selection,
+    budget: Option<Arc<ConnectionBudget>>,
     closed: AtomicBool,
     destroyed: AtomicBool,
     next_id: AtomicU64,
+    /// Requests waiting at the gate, which count as queued.
+    gate_waiters: AtomicUsize,
     state: Mutex<State>,
 }
 
@@ -103,6 +133,33 @@ struct Conn {
     /// Sending on it tells the connection's task to close the connection;
     /// dropping it unsent detaches the connection (after an upgrade).
     close: Option<oneshot::Sender<()>>,
+    /// Tells the connection's task that its idle deadline moved earlier.
+    recheck: Arc<Recheck>,
+}
+
+/// A nudge to a connection's task to look at its idle deadline again,
+/// when a server's keep-alive hint shortened it.
+#[derive(Debug, Default)]
+pub(crate) struct Recheck {
+    due: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Recheck {
+    fn nudge(&self) {
+        self.due.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// Ready once nudged; the nudge is consumed.
+    pub(crate) fn poll(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        self.waker.register(cx.waker());
+        if self.due.swap(false, Ordering::AcqRel) {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    }
 }
 
 impl Conn {
@@ -123,6 +180,10 @@ struct AfterUnlock {
     /// Permits to add to the readiness gate: the extra streams of HTTP/2.
     extra_permits: usize,
     close_gate: bool,
+    /// Budget units to give back: connections gone, or never made.
+    released: usize,
+    /// The budget refused a connection this pool needs.
+    starved: bool,
 }
 
 /// What the connection's task should do about its idle timer.
@@ -147,28 +208,33 @@ impl Shared {
     pub(crate) fn new(
         origin: Origin,
         options: ClientOptions,
-        limit: Option<usize>,
-        client_ttl: Option<Duration>,
-        kind: &'static str,
+        config: PoolConfig,
     ) -> Result<Arc<Self>, Error> {
         let connector = options.build_connector()?;
         let host_header = HeaderValue::from_str(origin.authority().as_str())
             .map_err(|_| Error::invalid_argument(format!("invalid host in {origin}")))?;
-        let limit = limit.filter(|&l| l > 0);
-        Ok(Arc::new(Shared {
+        let limit = config.limit.filter(|&l| l > 0);
+        let shared = Arc::new(Shared {
             gate: limit.map(|l| Arc::new(Semaphore::new(l))),
             origin,
             host_header,
             options,
             connector,
-            events: EventBus::new(kind),
+            events: EventBus::new(config.kind),
             limit,
-            client_ttl,
+            client_ttl: config.client_ttl,
+            selection: config.selection,
+            budget: config.budget,
             closed: AtomicBool::new(false),
             destroyed: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
+            gate_waiters: AtomicUsize::new(0),
             state: Mutex::new(State::default()),
-        }))
+        });
+        if let Some(budget) = &shared.budget {
+            budget.join(&shared);
+        }
+        Ok(shared)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -203,13 +269,15 @@ impl Shared {
                 return Err(Error::closed());
             }
             let now = Instant::now();
-            if let Some(lease) = self.take_available(&mut st, now) {
+            if let Some(lease) = self.take_available(&mut st, now, &mut after) {
                 st.running += 1;
+                drop(st);
+                self.after_unlock(after);
                 return Ok(Checkout::Ready(lease));
             }
             let (tx, rx) = oneshot::channel();
             st.queue.push_back(tx);
-            after.open = self.reserve_connects(&mut st);
+            self.reserve_connects(&mut st, &mut after);
             self.update_busy(&mut st, &mut after);
             Checkout::Wait(rx)
         };
@@ -218,7 +286,12 @@ impl Shared {
     }
 
     /// The best connection available now, leased.
-    fn take_available(self: &Arc<Self>, st: &mut State, now: Instant) -> Option<Lease> {
+    fn take_available(
+        self: &Arc<Self>,
+        st: &mut State,
+        now: Instant,
+        after: &mut AfterUnlock,
+    ) -> Option<Lease> {
         for i in 0..st.h2.len() {
             let key = st.h2[i];
             let conn = &mut st.conns[key];
@@ -241,7 +314,7 @@ impl Shared {
                 conn.socket,
             ));
         }
-        while let Some(key) = st.idle.pop() {
+        while let Some(key) = self.next_idle(st) {
             let conn = &mut st.conns[key];
             let expired = now >= conn.idle_since + conn.keep_alive
                 || self.client_ttl.is_some_and(|ttl| now >= conn.created + ttl);
@@ -259,19 +332,36 @@ impl Shared {
                         conn.socket,
                     ));
                 }
-                _ => {
-                    let mut conn = st.conns.remove(key);
-                    conn.close();
-                }
+                _ => self.remove(st, key, after),
             }
         }
         None
     }
 
-    /// How many connections to open for the queue, counted as connecting.
-    fn reserve_connects(&self, st: &mut State) -> usize {
+    fn next_idle(&self, st: &mut State) -> Option<usize> {
+        match self.selection {
+            Selection::Warmest => st.idle.pop(),
+            Selection::RoundRobin if st.idle.is_empty() => None,
+            Selection::RoundRobin => Some(st.idle.remove(0)),
+        }
+    }
+
+    /// True when every connection is busy and no more may be opened.
+    pub(crate) fn is_busy(&self) -> bool {
+        self.lock().busy
+    }
+
+    /// True when the pool holds no connection and no request.
+    pub(crate) fn is_idle(&self) -> bool {
+        let st = self.lock();
+        st.conns.is_empty() && st.connecting == 0 && st.running == 0 && st.queue.is_empty()
+    }
+
+    /// Decides how many connections to open for the queue, counts them as
+    /// connecting, and leaves them for `after_unlock` to start.
+    fn reserve_connects(self: &Arc<Self>, st: &mut State, after: &mut AfterUnlock) {
         if st.queue.is_empty() || st.closed {
-            return 0;
+            return;
         }
         let total = st.conns.len() + st.connecting;
         let room = self.limit.map_or(usize::MAX, |l| l.saturating_sub(total));
@@ -283,9 +373,14 @@ impl Shared {
             None if self.may_speak_h2() => 1,
             _ => st.queue.len().saturating_sub(st.connecting),
         };
-        let open = wanted.min(room);
+        let mut open = wanted.min(room);
+        if let Some(budget) = &self.budget {
+            let granted = budget.take(open, self);
+            after.starved |= granted < open;
+            open = granted;
+        }
         st.connecting += open;
-        open
+        after.open += open;
     }
 
     fn may_speak_h2(&self) -> bool {
@@ -293,13 +388,13 @@ impl Shared {
     }
 
     /// Hands available connections to the queue, oldest waiter first.
-    fn serve_queue(self: &Arc<Self>, st: &mut State) {
+    fn serve_queue(self: &Arc<Self>, st: &mut State, after: &mut AfterUnlock) {
         let now = Instant::now();
         while let Some(waiter) = st.queue.pop_front() {
             if waiter.is_closed() {
                 continue;
             }
-            let Some(lease) = self.take_available(st, now) else {
+            let Some(lease) = self.take_available(st, now, after) else {
                 st.queue.push_front(waiter);
                 break;
             };
@@ -341,9 +436,9 @@ impl Shared {
             let mut st = self.lock();
             st.running = st.running.saturating_sub(1);
             let now = Instant::now();
-            self.return_connection(&mut st, key, id, sender, outcome, now);
-            self.serve_queue(&mut st);
-            after.open = self.reserve_connects(&mut st);
+            self.return_connection(&mut st, key, id, sender, outcome, now, &mut after);
+            self.serve_queue(&mut st, &mut after);
+            self.reserve_connects(&mut st, &mut after);
             self.finish_close_if_done(&mut st, &mut after);
             self.update_busy(&mut st, &mut after);
         }
@@ -358,6 +453,7 @@ impl Shared {
         sender: Option<Sender>,
         outcome: Outcome,
         now: Instant,
+        after: &mut AfterUnlock,
     ) {
         let Some(conn) = st.conns.get_mut(key).filter(|c| c.id == id) else {
             return;
@@ -368,7 +464,7 @@ impl Shared {
                 conn.idle_since = now;
             }
             if outcome == Outcome::Discard && conn.sender.as_ref().is_some_and(Sender::is_closed) {
-                self.remove(st, key);
+                self.remove(st, key, after);
             }
             return;
         }
@@ -380,6 +476,9 @@ impl Shared {
         match (outcome, sender) {
             (Outcome::Reuse(hint), Some(sender)) if !sender.is_closed() && !spent => {
                 if let Some(keep_alive) = hint {
+                    if keep_alive < conn.keep_alive {
+                        conn.recheck.nudge();
+                    }
                     conn.keep_alive = keep_alive;
                 }
                 conn.sender = Some(sender);
@@ -387,19 +486,23 @@ impl Shared {
                 st.idle.push(key);
             }
             (Outcome::Detach, _) => {
-                // The connection's task keeps driving the upgraded IO.
+                // The connection's task keeps driving the upgraded IO,
+                // outside the pool and its budget.
                 let conn = st.conns.remove(key);
                 drop(conn.close);
+                after.released += 1;
             }
-            _ => self.remove(st, key),
+            _ => self.remove(st, key, after),
         }
     }
 
-    fn remove(&self, st: &mut State, key: usize) {
+    /// Takes a connection out of the pool and tells its task to close it.
+    fn remove(&self, st: &mut State, key: usize, after: &mut AfterUnlock) {
         st.idle.retain(|&k| k != key);
         st.h2.retain(|&k| k != key);
         let mut conn = st.conns.remove(key);
         conn.close();
+        after.released += 1;
     }
 
     /// A new connection is ready; answers its key and id, or `None` when
@@ -409,12 +512,14 @@ impl Shared {
         sender: Sender,
         socket: SocketInfo,
         close: oneshot::Sender<()>,
+        recheck: Arc<Recheck>,
     ) -> Option<(usize, u64)> {
         let mut after = AfterUnlock::default();
         let registered = {
             let mut st = self.lock();
             st.connecting = st.connecting.saturating_sub(1);
             if st.destroyed.is_some() || (st.closed && st.running == 0 && st.queue.is_empty()) {
+                after.released += 1;
                 self.finish_close_if_done(&mut st, &mut after);
                 drop(st);
                 self.after_unlock(after);
@@ -439,6 +544,7 @@ impl Shared {
                 created: now,
                 socket,
                 close: Some(close),
+                recheck,
             });
             let learned = if h2 { Protocol::Http2 } else { Protocol::Http1 };
             if st.protocol != Some(learned) {
@@ -454,8 +560,8 @@ impl Shared {
             } else {
                 st.idle.push(key);
             }
-            self.serve_queue(&mut st);
-            after.open = self.reserve_connects(&mut st);
+            self.serve_queue(&mut st, &mut after);
+            self.reserve_connects(&mut st, &mut after);
             self.update_busy(&mut st, &mut after);
             (key, id)
         };
@@ -479,6 +585,7 @@ impl Shared {
         let failed: Vec<Waiter> = {
             let mut st = self.lock();
             st.connecting = st.connecting.saturating_sub(1);
+            after.released += 1;
             let nothing_else = st.conns.is_empty() && st.connecting == 0;
             let failed = if nothing_else {
                 st.queue.drain(..).collect()
@@ -503,9 +610,9 @@ impl Shared {
         {
             let mut st = self.lock();
             if st.conns.get(key).is_some_and(|c| c.id == id) {
-                self.remove(&mut st, key);
+                self.remove(&mut st, key, &mut after);
             }
-            after.open = self.reserve_connects(&mut st);
+            self.reserve_connects(&mut st, &mut after);
             self.update_busy(&mut st, &mut after);
         }
         self.after_unlock(after);
@@ -516,7 +623,14 @@ impl Shared {
     /// The idle timer of a connection fired: close it if it has been idle
     /// for its keep-alive time (or outlived `client_ttl`), else say when to
     /// look again.
-    pub(crate) fn check_idle(&self, key: usize, id: u64) -> IdleCheck {
+    pub(crate) fn check_idle(self: &Arc<Self>, key: usize, id: u64) -> IdleCheck {
+        let mut after = AfterUnlock::default();
+        let check = self.check_idle_locked(key, id, &mut after);
+        self.after_unlock(after);
+        check
+    }
+
+    fn check_idle_locked(&self, key: usize, id: u64, after: &mut AfterUnlock) -> IdleCheck {
         let mut st = self.lock();
         let now = Instant::now();
         let Some(conn) = st.conns.get(key).filter(|c| c.id == id) else {
@@ -530,7 +644,7 @@ impl Shared {
         let expires = conn.idle_since + conn.keep_alive;
         let ttl_over = self.client_ttl.is_some_and(|ttl| now >= conn.created + ttl);
         if idle && (now >= expires || ttl_over) {
-            self.remove(&mut st, key);
+            self.remove(&mut st, key, after);
             return IdleCheck::Close;
         }
         let next = if idle {
@@ -539,6 +653,14 @@ impl Shared {
             now + conn.keep_alive.max(Duration::from_millis(100))
         };
         IdleCheck::Recheck(next)
+    }
+
+    pub(crate) fn count_gate_waiter(&self, waiting: bool) {
+        if waiting {
+            self.gate_waiters.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.gate_waiters.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn counts(&self) -> Counts {
@@ -551,7 +673,7 @@ impl Shared {
         Counts {
             connected: st.conns.len(),
             free: st.idle.len() + free_h2,
-            queued: st.queue.len(),
+            queued: st.queue.len() + self.gate_waiters.load(Ordering::Relaxed),
             running: st.running,
         }
     }
@@ -579,7 +701,7 @@ impl Shared {
         }
         let keys: Vec<usize> = st.conns.iter().map(|(key, _)| key).collect();
         for key in keys {
-            self.remove(st, key);
+            self.remove(st, key, after);
         }
         after.close_done.append(&mut st.close_waiters);
     }
@@ -599,7 +721,7 @@ impl Shared {
             self.closed.store(true, Ordering::Release);
             let keys: Vec<usize> = st.conns.iter().map(|(key, _)| key).collect();
             for key in keys {
-                self.remove(&mut st, key);
+                self.remove(&mut st, key, &mut after);
             }
             after.close_done.append(&mut st.close_waiters);
             st.queue.drain(..).collect()
@@ -645,6 +767,51 @@ impl Shared {
         for _ in 0..after.open {
             open::spawn(self.clone());
         }
+        if let Some(budget) = &self.budget {
+            if after.released > 0 {
+                for pool in budget.give_back(after.released) {
+                    pool.budget_freed();
+                }
+            }
+            if after.starved {
+                // Another pool's idle connection is worth less than our
+                // waiting request: ask for one.
+                for other in budget.others(self) {
+                    if other.close_one_idle() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The budget has room again: open what the queue still needs.
+    fn budget_freed(self: &Arc<Self>) {
+        let mut after = AfterUnlock::default();
+        {
+            let mut st = self.lock();
+            self.reserve_connects(&mut st, &mut after);
+            self.update_busy(&mut st, &mut after);
+        }
+        self.after_unlock(after);
+    }
+
+    /// Closes the connection idle the longest, if there is one, to give its
+    /// budget unit to another pool.
+    fn close_one_idle(self: &Arc<Self>) -> bool {
+        let mut after = AfterUnlock::default();
+        let closed = {
+            let mut st = self.lock();
+            match st.idle.first().copied() {
+                Some(key) => {
+                    self.remove(&mut st, key, &mut after);
+                    true
+                }
+                None => false,
+            }
+        };
+        self.after_unlock(after);
+        closed
     }
 }
 
@@ -653,6 +820,11 @@ impl Drop for Shared {
         let st = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
         for (_, conn) in st.conns.iter_mut() {
             conn.close();
+        }
+        if let Some(budget) = &self.budget {
+            for pool in budget.give_back(st.conns.len()) {
+                pool.budget_freed();
+            }
         }
     }
 }
@@ -688,6 +860,11 @@ impl Shared {
             let mut st = self.lock();
             if st.closed || !st.conns.is_empty() || st.connecting > 0 {
                 return false;
+            }
+            if let Some(budget) = &self.budget {
+                if budget.take(1, self) == 0 {
+                    return false;
+                }
             }
             st.connecting += 1;
         }

@@ -1,0 +1,471 @@
+//! `Agent`: many origins, one dispatcher per origin.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, Weak};
+use std::task::{Context, Poll};
+
+use futures_util::future::BoxFuture;
+use futures_util::StreamExt;
+use tower::util::Oneshot;
+use tower_service::Service;
+
+use crate::client::forward_client_options;
+use crate::connection::ConnectionBudget;
+use crate::dispatcher::Dispatcher;
+use crate::error::{Error, ErrorKind};
+use crate::events::{EventBus, EventKind, Events};
+use crate::options::RequestOptions;
+use crate::origin::Origin;
+use crate::pool::{Pool, PoolBuilder, PoolStats};
+use crate::{Request, Response};
+
+type Factory<D> = dyn Fn(&Origin, PoolBuilder<Pool>) -> Result<D, Error> + Send + Sync;
+
+/// undici's `Agent`: routes each request, by the origin of its absolute
+/// URI, to a dispatcher of that origin, made on first use by the factory
+/// (a [`Pool`] by default).
+///
+/// Requests that say [`RequestOptions::allow_h2`]`(false)` go to a
+/// separate HTTP/1-only dispatcher of their origin, as undici keys them
+/// `origin#http1-only`. A dispatcher is dropped once it has no connection
+/// and no request (after a `disconnect` or `connectionError`); requests
+/// still holding it finish normally.
+///
+/// ```
+/// use undici_dispatcher::{Agent, Body, DispatcherExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), undici_dispatcher::Error> {
+/// # let server = undici_test_support::TestServer::http1(undici_test_support::handlers::hello).await;
+/// # let url = format!("{}/", server.url());
+/// let agent = Agent::builder().connections(16).build();
+/// let response = agent.request(http::Request::get(url).body(Body::empty()).unwrap()).await?;
+/// assert_eq!(response.status(), 200);
+/// # Ok(())
+/// # }
+/// ```
+pub struct Agent<D = Pool> {
+    inner: Arc<Inner<D>>,
+}
+
+impl<D> Clone for Agent<D> {
+    fn clone(&self) -> Self {
+        Agent {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+struct Inner<D> {
+    dispatchers: RwLock<HashMap<Key, D>>,
+    factory: Box<Factory<D>>,
+    pool: PoolBuilder<Pool>,
+    max_origins: Option<usize>,
+    events: EventBus,
+    closed: AtomicBool,
+    destroyed: AtomicBool,
+}
+
+/// An origin, and whether its requests refused HTTP/2.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Key {
+    origin: Origin,
+    http1_only: bool,
+}
+
+impl Key {
+    fn of(request: &Request) -> Result<Key, Error> {
+        let origin = Origin::from_uri(request.uri()).map_err(|err| {
+            Error::invalid_argument(format!(
+                "an Agent needs an absolute URL to route by: {}",
+                err.message()
+            ))
+        })?;
+        let http1_only =
+            RequestOptions::of(request).and_then(RequestOptions::allow_h2_override) == Some(false);
+        Ok(Key { origin, http1_only })
+    }
+}
+
+/// Builds an [`Agent`]: every [`ClientOptions`](crate::ClientOptions)
+/// setter, the Pool's `connections` and `client_ttl`, and the Agent's own.
+pub struct AgentBuilder<D = Pool> {
+    options: crate::ClientOptions,
+    connections: Option<usize>,
+    client_ttl: Option<std::time::Duration>,
+    max_origins: Option<usize>,
+    max_total_connections: Option<usize>,
+    factory: Box<Factory<D>>,
+}
+
+impl Agent<Pool> {
+    /// An agent with undici's defaults: a Pool per origin, unlimited
+    /// connections and origins.
+    pub fn new() -> Self {
+        Agent::builder().build()
+    }
+
+    /// A builder with undici's defaults.
+    pub fn builder() -> AgentBuilder<Pool> {
+        AgentBuilder {
+            options: crate::ClientOptions::new(),
+            connections: None,
+            client_ttl: None,
+            max_origins: None,
+            max_total_connections: None,
+            factory: Box::new(|origin, builder| builder.build(origin.clone())),
+        }
+    }
+
+    /// undici's Agent `stats`: each origin's [`PoolStats`], keyed by the
+    /// origin (`#http1-only` appended for HTTP/1-only pools).
+    pub fn stats(&self) -> HashMap<String, PoolStats> {
+        self.inner
+            .read()
+            .iter()
+            .map(|(key, pool)| (key.to_string(), pool.stats()))
+            .collect()
+    }
+}
+
+impl Default for Agent<Pool> {
+    fn default() -> Self {
+        Agent::new()
+    }
+}
+
+impl<D: Dispatcher> Agent<D> {
+    /// The origins the agent holds a dispatcher for.
+    pub fn origins(&self) -> Vec<Origin> {
+        self.inner
+            .read()
+            .keys()
+            .map(|key| key.origin.clone())
+            .collect()
+    }
+
+    /// The dispatcher of `origin`, if the agent holds one.
+    pub fn dispatcher(&self, origin: &Origin) -> Option<D> {
+        let key = Key {
+            origin: origin.clone(),
+            http1_only: false,
+        };
+        self.inner.read().get(&key).cloned()
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.http1_only {
+            write!(f, "{}#http1-only", self.origin)
+        } else {
+            write!(f, "{}", self.origin)
+        }
+    }
+}
+
+impl<D> AgentBuilder<D> {
+    forward_client_options!();
+
+    /// Connections per origin; 0 means unlimited (the default).
+    pub fn connections(mut self, connections: usize) -> Self {
+        self.connections = (connections > 0).then_some(connections);
+        self
+    }
+
+    /// A connection's lifetime (see [`PoolBuilder::client_ttl`]).
+    pub fn client_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.client_ttl = Some(ttl);
+        self
+    }
+
+    /// The most origins at once; a request to one more fails with
+    /// `UND_ERR_MAX_ORIGINS_REACHED`. Default: unlimited.
+    pub fn max_origins(mut self, max: usize) -> Self {
+        self.max_origins = Some(max);
+        self
+    }
+
+    /// One cap on open connections across all origins (beyond undici:
+    /// its issue 3268, Node's `maxTotalSockets`). A request that needs a
+    /// connection beyond it waits in its origin's queue; an idle connection
+    /// of another origin is closed to make room. Default: unlimited.
+    pub fn max_total_connections(mut self, max: usize) -> Self {
+        self.max_total_connections = (max > 0).then_some(max);
+        self
+    }
+
+    /// How each origin's dispatcher is made (undici's `factory`): it gets
+    /// the origin and a [`PoolBuilder`] holding the agent's options, and
+    /// answers any dispatcher: a Pool, a Client, a composed stack.
+    pub fn factory<E, F>(self, factory: F) -> AgentBuilder<E>
+    where
+        F: Fn(&Origin, PoolBuilder<Pool>) -> Result<E, Error> + Send + Sync + 'static,
+    {
+        AgentBuilder {
+            options: self.options,
+            connections: self.connections,
+            client_ttl: self.client_ttl,
+            max_origins: self.max_origins,
+            max_total_connections: self.max_total_connections,
+            factory: Box::new(factory),
+        }
+    }
+
+    /// The agent.
+    pub fn build(self) -> Agent<D> {
+        let mut pool = PoolBuilder::new().options(self.options);
+        pool.connections = self.connections;
+        pool.client_ttl = self.client_ttl;
+        pool.budget = self.max_total_connections.map(ConnectionBudget::new);
+        Agent {
+            inner: Arc::new(Inner {
+                dispatchers: RwLock::new(HashMap::new()),
+                factory: self.factory,
+                pool,
+                max_origins: self.max_origins,
+                events: EventBus::new("Agent"),
+                closed: AtomicBool::new(false),
+                destroyed: AtomicBool::new(false),
+            }),
+        }
+    }
+}
+
+impl<D> fmt::Debug for AgentBuilder<D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AgentBuilder")
+            .field("options", &self.options)
+            .field("connections", &self.connections)
+            .field("client_ttl", &self.client_ttl)
+            .field("max_origins", &self.max_origins)
+            .field("max_total_connections", &self.max_total_connections)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<D> Inner<D> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Key, D>> {
+        self.dispatchers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Key, D>> {
+        self.dispatchers
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl<D: Dispatcher> Inner<D> {
+    fn lifecycle_error(&self) -> Option<Error> {
+        if self.destroyed.load(Ordering::Acquire) {
+            return Some(Error::destroyed());
+        }
+        self.closed.load(Ordering::Acquire).then(Error::closed)
+    }
+
+    /// The dispatcher for `key`, made if it does not exist yet.
+    fn dispatcher_for(self: &Arc<Self>, key: Key) -> Result<D, Error> {
+        if let Some(dispatcher) = self.read().get(&key) {
+            return Ok(dispatcher.clone());
+        }
+        let mut dispatchers = self.write();
+        if let Some(dispatcher) = dispatchers.get(&key) {
+            return Ok(dispatcher.clone());
+        }
+        if let Some(err) = self.lifecycle_error() {
+            return Err(err);
+        }
+        if self.max_origins.is_some_and(|max| dispatchers.len() >= max) {
+            return Err(Error::new(
+                ErrorKind::MaxOriginsReached,
+                format!(
+                    "Maximum allowed origins reached ({})",
+                    self.max_origins.unwrap_or_default()
+                ),
+            ));
+        }
+        let mut builder = self.pool.clone();
+        if key.http1_only {
+            builder = builder.allow_h2(false);
+        }
+        let dispatcher = (self.factory)(&key.origin, builder)?;
+        self.watch(&key, dispatcher.events());
+        dispatchers.insert(key, dispatcher.clone());
+        Ok(dispatcher)
+    }
+
+    /// Re-emits a dispatcher's events with the agent in front, and drops
+    /// the dispatcher once it is idle after a connection ended.
+    fn watch(self: &Arc<Self>, key: &Key, mut events: Events) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let agent: Weak<Self> = Arc::downgrade(self);
+        let key = key.clone();
+        runtime.spawn(async move {
+            while let Some(event) = events.next().await {
+                let Some(agent) = agent.upgrade() else {
+                    return;
+                };
+                let ended = matches!(
+                    event.kind,
+                    EventKind::Disconnect | EventKind::ConnectionError
+                );
+                agent.events.forward(event);
+                if ended {
+                    agent.reap(&key);
+                }
+            }
+        });
+    }
+
+    /// Drops an idle dispatcher. Requests that already hold a clone of it
+    /// keep working; it is not closed, just forgotten.
+    fn reap(&self, key: &Key) {
+        let mut dispatchers = self.write();
+        if dispatchers.get(key).is_some_and(Dispatcher::is_idle) {
+            dispatchers.remove(key);
+        }
+    }
+
+    fn all(&self) -> Vec<D> {
+        self.read().values().cloned().collect()
+    }
+}
+
+impl<D: Dispatcher> Service<Request> for Agent<D> {
+    type Response = Response;
+    type Error = Error;
+    type Future = AgentFuture<D>;
+
+    /// Ready unless closed or destroyed: which origin's readiness matters
+    /// is only known from the request, so each request waits for its own
+    /// dispatcher's readiness in its future.
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Poll::Ready(match self.inner.lifecycle_error() {
+            Some(err) => Err(err),
+            None => Ok(()),
+        })
+    }
+
+    fn call(&mut self, request: Request) -> AgentFuture<D> {
+        let routed = Key::of(&request).and_then(|key| self.inner.dispatcher_for(key));
+        match routed {
+            Ok(dispatcher) => AgentFuture::running(dispatcher, request),
+            Err(err) => AgentFuture::failed(err),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of a request through an [`Agent`]: the origin's
+    /// dispatcher's readiness, then its response.
+    pub struct AgentFuture<D: Service<Request>> {
+        #[pin]
+        state: State<D>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<D: Service<Request>> {
+        Running { #[pin] inner: Oneshot<D, Request> },
+        Failed { error: Option<Error> },
+    }
+}
+
+impl<D: Service<Request>> AgentFuture<D> {
+    fn running(dispatcher: D, request: Request) -> Self {
+        AgentFuture {
+            state: State::Running {
+                inner: Oneshot::new(dispatcher, request),
+            },
+        }
+    }
+
+    fn failed(error: Error) -> Self {
+        AgentFuture {
+            state: State::Failed { error: Some(error) },
+        }
+    }
+}
+
+impl<D> Future for AgentFuture<D>
+where
+    D: Service<Request, Response = Response, Error = Error>,
+{
+    type Output = Result<Response, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Running { inner } => inner.poll(cx),
+            StateProj::Failed { error } => {
+                Poll::Ready(Err(error.take().unwrap_or_else(Error::aborted)))
+            }
+        }
+    }
+}
+
+impl<D: Service<Request>> fmt::Debug for AgentFuture<D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AgentFuture").finish_non_exhaustive()
+    }
+}
+
+impl<D: Dispatcher> Dispatcher for Agent<D> {
+    fn close(&self) -> BoxFuture<'static, ()> {
+        self.inner.closed.store(true, Ordering::Release);
+        let closing: Vec<_> = self.inner.all().iter().map(Dispatcher::close).collect();
+        Box::pin(async move {
+            futures_util::future::join_all(closing).await;
+        })
+    }
+
+    fn destroy(&self, reason: Option<Error>) -> BoxFuture<'static, ()> {
+        self.inner.closed.store(true, Ordering::Release);
+        self.inner.destroyed.store(true, Ordering::Release);
+        let reason = reason.map(Arc::new);
+        let destroying: Vec<_> = self
+            .inner
+            .all()
+            .iter()
+            .map(|dispatcher| {
+                let reason = reason.as_ref().map(crate::connection::shared_error);
+                dispatcher.destroy(reason)
+            })
+            .collect();
+        Box::pin(async move {
+            futures_util::future::join_all(destroying).await;
+        })
+    }
+
+    fn events(&self) -> Events {
+        self.inner.events.subscribe()
+    }
+
+    fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
+    fn is_destroyed(&self) -> bool {
+        self.inner.destroyed.load(Ordering::Acquire)
+    }
+
+    fn is_idle(&self) -> bool {
+        self.inner.all().iter().all(Dispatcher::is_idle)
+    }
+}
+
+impl<D> fmt::Debug for Agent<D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let origins: Vec<String> = self.inner.read().keys().map(Key::to_string).collect();
+        f.debug_struct("Agent").field("origins", &origins).finish()
+    }
+}
