@@ -44,7 +44,7 @@ pub(crate) fn from_hyper(err: hyper::Error, phase: Phase, socket: SocketInfo) ->
             return error.with_socket(socket).with_source(err);
         }
     }
-    if err.is_body_write_aborted() || err.is_user() {
+    if err.is_body_write_aborted() || (err.is_user() && !is_dispatch_gone(&err)) {
         return Error::new(ErrorKind::Aborted, "the request body failed").with_source(err);
     }
     if let (true, Phase::Body { sized: true }) = (err.is_incomplete_message(), phase) {
@@ -138,11 +138,20 @@ fn from_h2(err: &h2::Error, socket: SocketInfo) -> Error {
     }
 }
 
-/// True when an HTTP/2 error means the server did not process the stream
-/// (a GOAWAY past it, or `REFUSED_STREAM`), so it may be sent again.
-pub(crate) fn is_unprocessed_h2(err: &hyper::Error) -> bool {
-    find::<h2::Error>(err)
-        .is_some_and(|h2| h2.is_go_away() || h2.reason() == Some(h2::Reason::REFUSED_STREAM))
+/// True when the server cannot have processed the request, so it may be
+/// sent again whatever its method: an HTTP/2 stream past a GOAWAY or
+/// refused (`REFUSED_STREAM`), or a request still in hyper's queue when
+/// the connection's task ended.
+pub(crate) fn is_unprocessed(err: &hyper::Error) -> bool {
+    is_dispatch_gone(err)
+        || find::<h2::Error>(err)
+            .is_some_and(|h2| h2.is_go_away() || h2.reason() == Some(h2::Reason::REFUSED_STREAM))
+}
+
+/// hyper's `DispatchGone`: the connection's task ended with the request
+/// still queued. hyper offers no predicate for it, only its message.
+fn is_dispatch_gone(err: &hyper::Error) -> bool {
+    err.is_user() && err.to_string().contains("dispatch task")
 }
 
 /// True when an HTTP/1 connection closed under a request that had been

@@ -65,8 +65,12 @@ async fn handshake_h1(shared: Arc<Shared>, connection: Connection, socket: Socke
 async fn handshake_h2(shared: Arc<Shared>, connection: Connection, socket: SocketInfo) {
     let options = &shared.options;
     let mut builder = http2::Builder::new(TokioExecutor::new());
+    // One stream until the server's SETTINGS say how many it takes, as
+    // undici holds a new session busy until then: streams opened beyond
+    // the server's limit would be refused.
     builder
         .timer(TokioTimer::new())
+        .initial_max_send_streams(1)
         .initial_stream_window_size(options.initial_window_size)
         .initial_connection_window_size(options.connection_window_size)
         .max_header_list_size(u32::try_from(options.max_header_size).unwrap_or(u32::MAX))

@@ -200,6 +200,9 @@ pub(crate) enum Outcome {
     Reuse(Option<Duration>),
     /// The connection cannot be reused.
     Discard,
+    /// The connection is going away (an HTTP/2 GOAWAY or refused stream):
+    /// no new request may start on it; those on it finish.
+    Retire,
     /// The connection was taken over by an upgrade or a CONNECT tunnel.
     Detach,
 }
@@ -463,7 +466,10 @@ impl Shared {
             if conn.streams == 0 {
                 conn.idle_since = now;
             }
-            if outcome == Outcome::Discard && conn.sender.as_ref().is_some_and(Sender::is_closed) {
+            if outcome == Outcome::Retire {
+                st.h2.retain(|&k| k != key);
+            }
+            if conn.streams == 0 && !st.h2.contains(&key) {
                 self.remove(st, key, after);
             }
             return;

@@ -98,6 +98,9 @@ pub(crate) async fn send(
                     }
                 }
                 let err = err.into_error();
+                if lease.is_h2() && errors::is_unprocessed(&err) {
+                    lease.set_outcome(Outcome::Retire);
+                }
                 if let Some(copy) = replay.filter(|_| may_retry_after(&err, &lease)) {
                     request = copy;
                     continue;
@@ -134,9 +137,9 @@ fn may_replay(exchange: &Exchange, request: &Request, lease: &Lease) -> bool {
 
 fn may_retry_after(err: &hyper::Error, lease: &Lease) -> bool {
     if lease.is_h2() {
-        errors::is_unprocessed_h2(err)
+        errors::is_unprocessed(err)
     } else {
-        errors::is_closed_under_request(err)
+        errors::is_unprocessed(err) || errors::is_closed_under_request(err)
     }
 }
 
