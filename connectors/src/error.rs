@@ -237,7 +237,12 @@ impl TlsFailure {
             if let Some(tls) = err.downcast_ref::<rustls::Error>() {
                 return Some(crate::tls::classify(tls));
             }
-            next = err.source();
+            // tokio-rustls reports rustls's errors inside an `io::Error`,
+            // whose `source()` skips the error it wraps: look inside.
+            next = match err.downcast_ref::<io::Error>().and_then(io::Error::get_ref) {
+                Some(inner) => Some(inner as &(dyn StdError + 'static)),
+                None => err.source(),
+            };
         }
         None
     }

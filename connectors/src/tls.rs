@@ -226,11 +226,14 @@ fn handshake_error(err: io::Error, server_name: &str) -> ConnectError {
         return ConnectError::io(err, None);
     };
     let failure = classify(tls);
+    // The rustls error itself is the source, not the `io::Error` tokio-rustls
+    // wrapped it in: `io::Error::source` skips the error it wraps, so a
+    // walk of the source chain would never reach rustls's.
     ConnectError::new(
         ConnectErrorKind::Tls(failure),
         format!("TLS handshake with {server_name:?} failed"),
     )
-    .with_source(err)
+    .with_source(tls.clone())
 }
 
 pub(crate) fn classify(err: &rustls::Error) -> TlsFailure {

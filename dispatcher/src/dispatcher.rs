@@ -61,6 +61,12 @@ pub trait Dispatcher:
         false
     }
 
+    /// True while a new request would have to wait (undici's `needDrain`);
+    /// a BalancedPool skips busy upstreams. Default `false`.
+    fn is_busy(&self) -> bool {
+        false
+    }
+
     /// Wraps this dispatcher in a tower `Layer` (an interceptor, a
     /// `ServiceBuilder` stack, any tower middleware); `close`, `destroy`
     /// and `events` still reach this dispatcher.
@@ -163,6 +169,10 @@ where
     fn is_idle(&self) -> bool {
         self.base.is_idle()
     }
+
+    fn is_busy(&self) -> bool {
+        self.base.is_busy()
+    }
 }
 
 /// The lifecycle half of a dispatcher, object-safe, for [`BoxDispatcher`].
@@ -173,6 +183,7 @@ trait Lifecycle: Send + Sync {
     fn is_closed(&self) -> bool;
     fn is_destroyed(&self) -> bool;
     fn is_idle(&self) -> bool;
+    fn is_busy(&self) -> bool;
 }
 
 impl<D: Dispatcher> Lifecycle for D {
@@ -198,6 +209,10 @@ impl<D: Dispatcher> Lifecycle for D {
 
     fn is_idle(&self) -> bool {
         Dispatcher::is_idle(self)
+    }
+
+    fn is_busy(&self) -> bool {
+        Dispatcher::is_busy(self)
     }
 }
 
@@ -263,5 +278,9 @@ impl Dispatcher for BoxDispatcher {
 
     fn is_idle(&self) -> bool {
         self.lifecycle.is_idle()
+    }
+
+    fn is_busy(&self) -> bool {
+        self.lifecycle.is_busy()
     }
 }

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::error::Error as StdError;
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
@@ -15,20 +16,22 @@ pub type BoxError = Box<dyn StdError + Send + Sync>;
 
 /// Why a request failed.
 ///
-/// Opaque like hyper's and tokio's errors: branch on [`Error::kind`], the
+/// Cheap to clone (the cause is shared). Opaque like hyper's and tokio's errors: branch on [`Error::kind`], the
 /// predicates (`is_timeout()`, `is_connect()`, ...) or undici's
 /// [`Error::code`]. The cause stays reachable through
 /// [`std::error::Error::source`]: a [`ConnectError`], a `hyper::Error`, an
 /// `io::Error`, or the reason given to `destroy`.
+#[derive(Clone)]
 pub struct Error {
     inner: Box<Inner>,
 }
 
+#[derive(Clone)]
 struct Inner {
     kind: ErrorKind,
     code: &'static str,
     message: Cow<'static, str>,
-    source: Option<BoxError>,
+    source: Option<Arc<dyn StdError + Send + Sync>>,
     socket: Option<SocketInfo>,
     response: Option<ResponseInfo>,
 }
@@ -170,7 +173,7 @@ impl Error {
 
     /// Keeps `source` as the cause.
     pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
-        self.inner.source = Some(source.into());
+        self.inner.source = Some(Arc::from(source.into()));
         self
     }
 

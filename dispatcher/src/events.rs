@@ -148,10 +148,6 @@ impl EventBus {
         }
     }
 
-    pub(crate) fn target(&self) -> Target {
-        self.target
-    }
-
     pub(crate) fn subscribe(&self) -> Events {
         Events {
             stream: BroadcastStream::new(self.tx.subscribe()),

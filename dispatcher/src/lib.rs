@@ -43,6 +43,7 @@
 
 mod agent;
 mod api;
+mod balanced;
 mod body;
 mod client;
 mod connection;
@@ -54,7 +55,11 @@ mod origin;
 mod pool;
 
 pub use agent::{Agent, AgentBuilder, AgentFuture};
-pub use api::DispatcherExt;
+pub use api::{
+    ConnectData, Controller, DispatcherExt, Handler, Pipeline, StreamData, StreamFactoryData,
+    UpgradeData, UpgradedIo,
+};
+pub use balanced::{Balance, BalancedFuture, BalancedPool, BalancedPoolBuilder};
 pub use body::{Body, BodyReader, BodySender, DEFAULT_DUMP_LIMIT};
 pub use client::{Client, ClientBuilder, ClientOptions, ClientStats, ResponseFuture};
 pub use dispatcher::{BoxDispatcher, Composed, Dispatcher};

@@ -7,9 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use common::{get, get_text, within, PATIENCE};
-use tokio::sync::Notify;
 use undici_dispatcher::{Body, Client, DispatcherExt, Pool};
-use undici_test_support::{body, handlers, TestPki, TestServer};
+use undici_test_support::{body, handlers, Gate, TestPki, TestServer};
 
 #[tokio::test]
 async fn h2c_multiplexes_concurrent_requests_on_one_connection() {
@@ -63,10 +62,10 @@ async fn h2_is_chosen_by_alpn_over_tls() {
 }
 
 /// A server counting requests in flight, holding each until released.
-async fn counting_h2c_server(max_streams: u32) -> (TestServer, Arc<AtomicUsize>, Arc<Notify>) {
+async fn counting_h2c_server(max_streams: u32) -> (TestServer, Arc<AtomicUsize>, Gate) {
     let in_flight = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(AtomicUsize::new(0));
-    let release = Arc::new(Notify::new());
+    let release = Gate::new();
     let (now, top, gate) = (in_flight.clone(), peak.clone(), release.clone());
     let server = TestServer::builder()
         .http2_only()
@@ -76,7 +75,7 @@ async fn counting_h2c_server(max_streams: u32) -> (TestServer, Arc<AtomicUsize>,
             async move {
                 let current = now.fetch_add(1, Ordering::SeqCst) + 1;
                 top.fetch_max(current, Ordering::SeqCst);
-                gate.notified().await;
+                gate.pass().await;
                 now.fetch_sub(1, Ordering::SeqCst);
                 http::Response::new(body::full("done"))
             }
@@ -97,7 +96,7 @@ async fn the_servers_stream_limit_is_respected() {
         .collect();
     for served in 0..20 {
         server.wait_for_requests_received(served + 1).await;
-        release.notify_one();
+        release.open_one();
     }
     for request in requests {
         assert_eq!(within(PATIENCE, request).await.unwrap().unwrap(), "done");
@@ -149,10 +148,10 @@ async fn requests_refused_by_a_goaway_are_replayed_on_a_new_connection() {
         .collect();
     server.wait_for_requests_received(1).await;
     server.graceful_shutdown_connections();
-    release.notify_one();
+    release.open_one();
     for served in 1..5 {
         server.wait_for_requests_received(served + 1).await;
-        release.notify_one();
+        release.open_one();
     }
     for request in requests {
         assert_eq!(within(PATIENCE, request).await.unwrap().unwrap(), "done");

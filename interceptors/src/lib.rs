@@ -21,6 +21,8 @@
 #[cfg(feature = "decompress")]
 #[cfg_attr(docsrs, doc(cfg(feature = "decompress")))]
 pub mod decompress;
+#[cfg(any(feature = "dump", feature = "redirect", feature = "retry"))]
+mod discard;
 #[cfg(feature = "dump")]
 #[cfg_attr(docsrs, doc(cfg(feature = "dump")))]
 pub mod dump;

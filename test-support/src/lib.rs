@@ -10,6 +10,8 @@
 //! - [`certs`]: [`TestPki`], a run-time CA issuing server, expired and
 //!   client certificates, and rustls configs built with the *ring*
 //!   provider.
+//! - [`gate`]: [`Gate`], which holds handlers until the test releases
+//!   them one at a time.
 //! - [`blackhole`]: [`unresponsive_listener`], an address where TCP
 //!   connects hang, for connect-timeout tests.
 //! - [`body`] and [`handlers`]: response bodies (full, empty, streamed
@@ -48,6 +50,7 @@
 pub mod blackhole;
 pub mod body;
 pub mod certs;
+pub mod gate;
 pub mod handlers;
 pub mod raw;
 pub mod server;
@@ -56,5 +59,6 @@ mod util;
 pub use blackhole::{unresponsive_listener, Blackhole};
 pub use body::{BoxError, TestBody};
 pub use certs::{CertifiedKey, TestPki};
+pub use gate::Gate;
 pub use raw::{RawConn, RawRequest, RawServer};
 pub use server::{ConnectionId, ConnectionInfo, Protocol, TestServer, TestServerBuilder, TlsInfo};

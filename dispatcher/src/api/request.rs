@@ -1,6 +1,5 @@
 //! `request()`.
 
-use http::Method;
 use tower::ServiceExt;
 use tower_service::Service;
 
@@ -11,10 +10,6 @@ pub(super) async fn request<S>(service: S, request: Request) -> Result<Response,
 where
     S: Service<Request, Response = Response, Error = Error>,
 {
-    if request.method() == Method::CONNECT {
-        return Err(Error::invalid_argument(
-            "invalid method: CONNECT goes through connect(), not request()",
-        ));
-    }
+    super::refuse_connect(&request, "request")?;
     service.oneshot(request).await
 }

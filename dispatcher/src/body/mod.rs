@@ -51,7 +51,7 @@ pub struct Body {
 enum Kind {
     Empty,
     Full(Bytes),
-    Response(ResponseBody),
+    Response(Box<ResponseBody>),
     Boxed(UnsyncBoxBody<Bytes, Error>),
 }
 
@@ -118,7 +118,7 @@ impl Body {
     }
 
     pub(crate) fn response(body: ResponseBody) -> Self {
-        Body::from_kind(Kind::Response(body))
+        Body::from_kind(Kind::Response(Box::new(body)))
     }
 
     const fn from_kind(kind: Kind) -> Self {
@@ -308,7 +308,7 @@ impl http_body::Body for Body {
                 this.kind = Kind::Empty;
                 Some(Ok(Frame::data(bytes)))
             }
-            Kind::Response(body) => ready!(Pin::new(body).poll_frame(cx)),
+            Kind::Response(body) => ready!(Pin::new(&mut **body).poll_frame(cx)),
             Kind::Boxed(body) => ready!(Pin::new(body).poll_frame(cx)),
         };
         this.started = true;

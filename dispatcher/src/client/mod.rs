@@ -24,7 +24,7 @@ use crate::origin::{IntoOrigin, Origin};
 /// `max_concurrent_streams` requests. The connection opens on the first
 /// request, or ahead of it with [`preconnect`](Client::preconnect).
 ///
-/// A `tower::Service` and a [`Dispatcher`]; clones share the connection.
+/// A `tower::Service` and a [`Dispatcher`](crate::Dispatcher); clones share the connection.
 ///
 /// ```
 /// use undici_dispatcher::{Client, DispatcherExt, Dispatcher};
@@ -208,6 +208,10 @@ macro_rules! pooled_dispatcher {
 
             fn is_idle(&self) -> bool {
                 self.handle.shared.is_idle()
+            }
+
+            fn is_busy(&self) -> bool {
+                self.handle.shared.is_busy()
             }
         }
     };

@@ -94,8 +94,11 @@ impl ResponseBody {
             .lease
             .as_ref()
             .and_then(|lease| lease.shared().destroyed_error());
-        // Dropping the lease (still marked Discard) drops the connection.
-        self.lease = None;
+        // The failed lease drops the connection, and its disconnect event
+        // says why.
+        if let Some(mut lease) = self.lease.take() {
+            lease.fail(&error);
+        }
         self.permit = None;
         Poll::Ready(Some(Err(destroyed.unwrap_or(error))))
     }

@@ -62,22 +62,27 @@ impl ConnectionBudget {
         granted
     }
 
-    /// Gives back `n` units; answers the pools to offer them to.
+    /// Gives back `n` units; answers the pools to offer them to: every
+    /// waiting pool, in line order. Each takes what it still needs and
+    /// waits again if that is more than is left, so a unit offered to a
+    /// pool that no longer needs it is not lost to the others.
     pub(crate) fn give_back(&self, n: usize) -> Vec<Arc<Shared>> {
         let mut st = self.lock();
         st.used = st.used.saturating_sub(n);
-        let mut offers = Vec::new();
-        let mut free = self.max.saturating_sub(st.used);
-        while free > 0 {
-            let Some(waiting) = st.waiting.pop_front() else {
-                break;
-            };
-            if let Some(pool) = waiting.upgrade() {
-                offers.push(pool);
-                free -= 1;
-            }
+        if st.used >= self.max {
+            return Vec::new();
         }
-        offers
+        st.waiting.drain(..).filter_map(|w| w.upgrade()).collect()
+    }
+
+    /// Whether a pool other than `pool` waits for a unit: then an idle
+    /// connection of `pool` is better closed than kept.
+    pub(crate) fn is_wanted_elsewhere(&self, pool: &Arc<Shared>) -> bool {
+        let me = Arc::downgrade(pool);
+        self.lock()
+            .waiting
+            .iter()
+            .any(|waiting| !waiting.ptr_eq(&me) && waiting.strong_count() > 0)
     }
 
     /// The other pools, to ask one of them for an idle connection.
@@ -89,10 +94,5 @@ impl ConnectionBudget {
             .filter(|member| !member.ptr_eq(&me))
             .filter_map(Weak::upgrade)
             .collect()
-    }
-
-    /// Units in use, for tests and stats.
-    pub(crate) fn used(&self) -> usize {
-        self.lock().used
     }
 }

@@ -5,7 +5,7 @@ use std::task::{Context, Poll};
 
 use hyper::client::conn::{http1, http2};
 
-use crate::error::SocketInfo;
+use crate::error::{Error, SocketInfo};
 use crate::Body;
 
 use super::pool::{Outcome, Shared};
@@ -56,6 +56,8 @@ pub(crate) struct Lease {
     reused: bool,
     socket: SocketInfo,
     outcome: Outcome,
+    /// The error that broke the connection, for its disconnect event.
+    failure: Option<Error>,
     armed: bool,
 }
 
@@ -77,6 +79,7 @@ impl Lease {
             socket,
             // Unused, the connection is as good as before.
             outcome: Outcome::Reuse(None),
+            failure: None,
             armed: true,
         }
     }
@@ -112,13 +115,27 @@ impl Lease {
     pub(crate) fn set_outcome(&mut self, outcome: Outcome) {
         self.outcome = outcome;
     }
+
+    /// The exchange failed with `error`: the connection is not reused, and
+    /// its disconnect event will carry the error.
+    pub(crate) fn fail(&mut self, error: &Error) {
+        if self.outcome != Outcome::Retire {
+            self.outcome = Outcome::Discard;
+        }
+        self.failure = Some(error.clone());
+    }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
         if self.armed {
-            self.shared
-                .release(self.key, self.id, self.sender.take(), self.outcome);
+            self.shared.release(
+                self.key,
+                self.id,
+                self.sender.take(),
+                self.outcome,
+                self.failure.take(),
+            );
         }
     }
 }

@@ -117,6 +117,9 @@ struct State {
     closed: bool,
     destroyed: Option<Arc<Error>>,
     close_waiters: Vec<oneshot::Sender<()>>,
+    /// Why connections that a failed request took down were removed, kept
+    /// until their task ends and reports the disconnect.
+    failures: Vec<(u64, Error)>,
 }
 
 struct Conn {
@@ -433,13 +436,18 @@ impl Shared {
         id: u64,
         sender: Option<Sender>,
         outcome: Outcome,
+        failure: Option<Error>,
     ) {
         let mut after = AfterUnlock::default();
         {
             let mut st = self.lock();
             st.running = st.running.saturating_sub(1);
-            let now = Instant::now();
-            self.return_connection(&mut st, key, id, sender, outcome, now, &mut after);
+            if let Some(failure) = failure {
+                if st.conns.get(key).is_some_and(|c| c.id == id && !c.h2) {
+                    st.failures.push((id, failure));
+                }
+            }
+            self.return_connection(&mut st, key, id, sender, outcome, &mut after);
             self.serve_queue(&mut st, &mut after);
             self.reserve_connects(&mut st, &mut after);
             self.finish_close_if_done(&mut st, &mut after);
@@ -449,15 +457,15 @@ impl Shared {
     }
 
     fn return_connection(
-        &self,
+        self: &Arc<Self>,
         st: &mut State,
         key: usize,
         id: u64,
         sender: Option<Sender>,
         outcome: Outcome,
-        now: Instant,
         after: &mut AfterUnlock,
     ) {
+        let now = Instant::now();
         let Some(conn) = st.conns.get_mut(key).filter(|c| c.id == id) else {
             return;
         };
@@ -479,8 +487,17 @@ impl Shared {
             .max_requests_per_client
             .is_some_and(|max| conn.served >= max)
             || self.client_ttl.is_some_and(|ttl| now >= conn.created + ttl);
+        // Another pool of the budget waits for a unit and ours has no
+        // request for this connection: close it rather than keep it idle.
+        let wanted_elsewhere = st.queue.is_empty()
+            && self
+                .budget
+                .as_ref()
+                .is_some_and(|budget| budget.is_wanted_elsewhere(self));
         match (outcome, sender) {
-            (Outcome::Reuse(hint), Some(sender)) if !sender.is_closed() && !spent => {
+            (Outcome::Reuse(hint), Some(sender))
+                if !sender.is_closed() && !spent && !wanted_elsewhere =>
+            {
                 if let Some(keep_alive) = hint {
                     if keep_alive < conn.keep_alive {
                         conn.recheck.nudge();
@@ -613,14 +630,31 @@ impl Shared {
     /// A connection's task ended.
     pub(crate) fn disconnected(self: &Arc<Self>, key: usize, id: u64, error: Option<Error>) {
         let mut after = AfterUnlock::default();
-        {
+        let error = {
             let mut st = self.lock();
+            let recorded = st
+                .failures
+                .iter()
+                .position(|(failed, _)| *failed == id)
+                .map(|i| st.failures.swap_remove(i).1);
+            // Ending under a request is the other side closing on us, as
+            // undici reports it, even when hyper handed the error to the
+            // request rather than to the connection.
+            let in_use = st.conns.get(key).filter(|c| c.id == id).is_some_and(|c| {
+                if c.h2 {
+                    c.streams > 0
+                } else {
+                    c.sender.is_none()
+                }
+            });
+            let recorded = recorded.or_else(|| in_use.then(|| Error::socket("other side closed")));
             if st.conns.get(key).is_some_and(|c| c.id == id) {
                 self.remove(&mut st, key, &mut after);
             }
             self.reserve_connects(&mut st, &mut after);
             self.update_busy(&mut st, &mut after);
-        }
+            error.or(recorded)
+        };
         self.after_unlock(after);
         self.events
             .emit(EventKind::Disconnect, &self.origin, error.map(Arc::new));
@@ -846,16 +880,9 @@ fn destroyed_error(reason: &Arc<Error>) -> Error {
     shared_error(reason)
 }
 
-/// One waiter's copy of an error many share: same kind, code and message,
-/// with the shared error as its source.
+/// One waiter's copy of an error many share.
 pub(crate) fn shared_error(error: &Arc<Error>) -> Error {
-    let mut copy = Error::new(error.kind(), error.message().to_owned())
-        .with_code(error.code())
-        .with_source(error.clone());
-    if let Some(socket) = error.socket_info() {
-        copy = copy.with_socket(socket);
-    }
-    copy
+    Error::clone(error)
 }
 
 impl Shared {

@@ -59,7 +59,9 @@ pub(crate) async fn send(
             if attempt < MAX_ATTEMPTS {
                 continue;
             }
-            return Err(errors::from_hyper(err, Phase::Head, lease.socket()));
+            let error = errors::from_hyper(err, Phase::Head, lease.socket());
+            lease.fail(&error);
+            return Err(error);
         }
         set_target(&mut request, &shared, lease.is_h2());
         let replay = if attempt < MAX_ATTEMPTS && may_replay(&exchange, &request, &lease) {
@@ -80,10 +82,10 @@ pub(crate) async fn send(
             Some(timeout) => match tokio::time::timeout(timeout, sending).await {
                 Ok(result) => result,
                 Err(_) => {
-                    return Err(
-                        Error::new(ErrorKind::HeadersTimeout, "Headers Timeout Error")
-                            .with_socket(lease.socket()),
-                    )
+                    let error = Error::new(ErrorKind::HeadersTimeout, "Headers Timeout Error")
+                        .with_socket(lease.socket());
+                    lease.fail(&error);
+                    return Err(error);
                 }
             },
             None => sending.await,
@@ -108,7 +110,9 @@ pub(crate) async fn send(
                 if let Some(destroyed) = shared.destroyed_error() {
                     return Err(destroyed);
                 }
-                return Err(errors::from_hyper(err, Phase::Head, lease.socket()));
+                let error = errors::from_hyper(err, Phase::Head, lease.socket());
+                lease.fail(&error);
+                return Err(error);
             }
         }
     }

@@ -1,0 +1,162 @@
+//! `Controller`: undici's `DispatchController`, shared between the
+//! dispatch driver and whoever holds a clone.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Waker;
+
+use futures_util::task::AtomicWaker;
+
+use crate::error::Error;
+
+/// undici's `DispatchController`: pauses, resumes or aborts one
+/// dispatched request.
+///
+/// Cheap to clone and usable from any task or thread: keep a clone from
+/// a callback and call [`resume`](Self::resume) or
+/// [`abort`](Self::abort) later.
+///
+/// - [`pause`](Self::pause) stops reading the response body: the
+///   connection is not read, so the server's writes back up (TCP flow
+///   control; an HTTP/2 stream's window is not released).
+/// - [`resume`](Self::resume) reads again.
+/// - [`abort`](Self::abort) drops the request (an HTTP/1.1 connection is
+///   closed, not reused) and the handler gets `on_response_error` with the
+///   reason, once. Aborting after the exchange ended does nothing.
+#[derive(Clone)]
+pub struct Controller {
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    paused: AtomicBool,
+    aborted: AtomicBool,
+    /// Set when the exchange reached its last callback.
+    done: AtomicBool,
+    reason: Mutex<Option<Error>>,
+    /// The dispatch driver, woken by `resume` and `abort`.
+    driver: AtomicWaker,
+}
+
+impl Controller {
+    pub(super) fn new() -> Self {
+        Controller {
+            shared: Arc::default(),
+        }
+    }
+
+    fn reason_slot(&self) -> MutexGuard<'_, Option<Error>> {
+        // The slot holds no invariant a panic elsewhere could break.
+        self.shared
+            .reason
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Stops reading the response body until [`resume`](Self::resume).
+    pub fn pause(&self) {
+        self.shared.paused.store(true, Ordering::SeqCst);
+    }
+
+    /// Reads the response body again after [`pause`](Self::pause).
+    pub fn resume(&self) {
+        self.shared.paused.store(false, Ordering::SeqCst);
+        self.shared.driver.wake();
+    }
+
+    /// Aborts the request with `reason` (e.g. [`Error::aborted`]); the
+    /// handler's `on_response_error` gets it. Only the first reason
+    /// counts.
+    pub fn abort(&self, reason: Error) {
+        if self.shared.done.load(Ordering::SeqCst) {
+            return;
+        }
+        {
+            let mut slot = self.reason_slot();
+            if slot.is_none() {
+                *slot = Some(reason);
+            }
+        }
+        self.shared.aborted.store(true, Ordering::SeqCst);
+        self.shared.driver.wake();
+    }
+
+    /// True once [`abort`](Self::abort) was called (undici's `aborted`).
+    pub fn is_aborted(&self) -> bool {
+        self.shared.aborted.load(Ordering::SeqCst)
+    }
+
+    /// True while paused (undici's `paused`).
+    pub fn is_paused(&self) -> bool {
+        self.shared.paused.load(Ordering::SeqCst)
+    }
+
+    /// The abort reason, once aborted (undici's `reason`).
+    pub fn reason(&self) -> Option<Error> {
+        self.reason_slot().clone()
+    }
+
+    /// Registers the driver's waker; call before checking the flags so
+    /// that a `resume` or `abort` in between is not lost.
+    pub(super) fn register(&self, waker: &Waker) {
+        self.shared.driver.register(waker);
+    }
+
+    /// The abort reason, if the request was aborted.
+    pub(super) fn aborted(&self) -> Option<Error> {
+        if !self.is_aborted() {
+            return None;
+        }
+        Some(self.reason().unwrap_or_else(Error::aborted))
+    }
+
+    /// The exchange is over: later aborts are ignored.
+    pub(super) fn finish(&self) {
+        self.shared.done.store(true, Ordering::SeqCst);
+    }
+}
+
+impl fmt::Debug for Controller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Controller")
+            .field("paused", &self.is_paused())
+            .field("aborted", &self.is_aborted())
+            .field("reason", &self.reason())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_abort_reason_wins() {
+        let controller = Controller::new();
+        assert!(!controller.is_aborted());
+        controller.abort(Error::aborted());
+        controller.clone().abort(Error::closed());
+        assert!(controller.is_aborted());
+        assert!(controller.reason().unwrap().is_aborted());
+    }
+
+    #[test]
+    fn abort_after_the_end_is_ignored() {
+        let controller = Controller::new();
+        controller.finish();
+        controller.abort(Error::aborted());
+        assert!(!controller.is_aborted());
+        assert!(controller.reason().is_none());
+    }
+
+    #[test]
+    fn pause_and_resume_flip_the_flag() {
+        let controller = Controller::new();
+        controller.pause();
+        assert!(controller.is_paused());
+        controller.resume();
+        assert!(!controller.is_paused());
+    }
+}

@@ -1,0 +1,209 @@
+//! `dispatch()`: undici's handler API driven over the Service: one future
+//! that sends the request and turns what comes back into callbacks.
+
+mod controller;
+mod handler;
+
+use std::future::{poll_fn, Future};
+use std::pin::pin;
+use std::task::{Context, Poll};
+
+use http::{HeaderMap, Method, StatusCode};
+use http_body::Body as _;
+use tokio::sync::mpsc;
+use tower::ServiceExt;
+use tower_service::Service;
+
+pub use controller::Controller;
+pub use handler::Handler;
+
+use crate::error::Error;
+use crate::options::{Informational, RequestOptions};
+use crate::{Body, Request, Response};
+
+use super::upgraded::take_over;
+
+/// 1xx responses held for the handler while it has not seen them; past
+/// this a hostile stream of them is dropped rather than buffered.
+const MAX_QUEUED_INFORMATIONAL: usize = 32;
+
+pub(super) async fn dispatch<S, H>(service: S, mut request: Request, mut handler: H) -> H
+where
+    S: Service<Request, Response = Response, Error = Error>,
+    H: Handler,
+{
+    let controller = Controller::new();
+    let mut informational = forward_informational(&mut request);
+    let is_connect = request.method() == Method::CONNECT;
+    let wants_upgrade =
+        is_connect || RequestOptions::of(&request).is_some_and(|o| o.upgrade_protocol().is_some());
+
+    handler.on_request_start(&controller, &request);
+    if let Some(reason) = controller.aborted() {
+        return fail(handler, &controller, reason);
+    }
+    let sending = service.oneshot(request);
+    let response = match head(&controller, &mut handler, &mut informational, sending).await {
+        Ok(response) => response,
+        Err(error) => return fail(handler, &controller, error),
+    };
+
+    let status = response.status();
+    if wants_upgrade
+        && (status == StatusCode::SWITCHING_PROTOCOLS || (is_connect && status.is_success()))
+    {
+        return upgrade(handler, &controller, response).await;
+    }
+
+    let (parts, mut body) = response.into_parts();
+    handler.on_response_start(
+        &controller,
+        parts.status,
+        &parts.headers,
+        status_text(parts.status, &parts.extensions),
+    );
+    drop(parts);
+    let mut trailers = HeaderMap::new();
+    let read = poll_fn(|cx| poll_body(&controller, &mut handler, &mut body, &mut trailers, cx));
+    match read.await {
+        Ok(()) => {
+            controller.finish();
+            handler.on_response_end(&controller, &trailers);
+            handler
+        }
+        Err(error) => {
+            // Unread: dropping it closes the connection before the
+            // handler hears about it.
+            drop(body);
+            fail(handler, &controller, error)
+        }
+    }
+}
+
+fn fail<H: Handler>(mut handler: H, controller: &Controller, error: Error) -> H {
+    controller.finish();
+    handler.on_response_error(controller, error);
+    handler
+}
+
+/// Has the dispatcher pass each 1xx response of `request` (undici's
+/// `onInfo`) to the driver, which hands them to `on_response_start`. A
+/// callback the request already had still runs first.
+fn forward_informational(request: &mut Request) -> mpsc::Receiver<Informational> {
+    let (tx, rx) = mpsc::channel(MAX_QUEUED_INFORMATIONAL);
+    let options = std::mem::take(RequestOptions::of_mut(request));
+    let previous = options.on_info_callback().cloned();
+    *RequestOptions::of_mut(request) = options.on_info(move |info| {
+        if let Some(previous) = &previous {
+            previous.call(info);
+        }
+        let _ = tx.try_send(info.clone());
+    });
+    rx
+}
+
+/// Waits for the final response head, handing 1xx heads to the handler
+/// as they come and giving up on an abort.
+async fn head<H, F>(
+    controller: &Controller,
+    handler: &mut H,
+    informational: &mut mpsc::Receiver<Informational>,
+    sending: F,
+) -> Result<Response, Error>
+where
+    H: Handler,
+    F: Future<Output = Result<Response, Error>>,
+{
+    let mut sending = pin!(sending);
+    let result = poll_fn(|cx| {
+        controller.register(cx.waker());
+        while let Poll::Ready(Some(info)) = informational.poll_recv(cx) {
+            deliver_informational(controller, handler, &info);
+        }
+        if let Some(reason) = controller.aborted() {
+            return Poll::Ready(Err(reason));
+        }
+        sending.as_mut().poll(cx)
+    })
+    .await;
+    let response = result?;
+    // The connection queued every 1xx before it answered the final head.
+    while let Ok(info) = informational.try_recv() {
+        deliver_informational(controller, handler, &info);
+    }
+    if let Some(reason) = controller.aborted() {
+        return Err(reason);
+    }
+    Ok(response)
+}
+
+fn deliver_informational<H: Handler>(
+    controller: &Controller,
+    handler: &mut H,
+    info: &Informational,
+) {
+    if controller.is_aborted() {
+        return;
+    }
+    let text = info.status.canonical_reason().unwrap_or("");
+    handler.on_response_start(controller, info.status, &info.headers, text);
+}
+
+async fn upgrade<H: Handler>(mut handler: H, controller: &Controller, mut response: Response) -> H {
+    match take_over(&mut response).await {
+        Ok(socket) => {
+            controller.finish();
+            let (parts, _) = response.into_parts();
+            handler.on_request_upgrade(controller, parts.status, &parts.headers, socket);
+            handler
+        }
+        Err(error) => fail(handler, controller, error),
+    }
+}
+
+/// Reads the body into `on_response_data` while not paused, keeping the
+/// trailers; ready at the end, or with the error or abort reason.
+fn poll_body<H: Handler>(
+    controller: &Controller,
+    handler: &mut H,
+    body: &mut Body,
+    trailers: &mut HeaderMap,
+    cx: &mut Context<'_>,
+) -> Poll<Result<(), Error>> {
+    controller.register(cx.waker());
+    loop {
+        if let Some(reason) = controller.aborted() {
+            return Poll::Ready(Err(reason));
+        }
+        // Paused: the body is not polled, so the connection is not read
+        // and the server's writes back up. `resume` wakes us.
+        if controller.is_paused() {
+            return Poll::Pending;
+        }
+        let frame = match std::pin::Pin::new(&mut *body).poll_frame(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(None) => return Poll::Ready(Ok(())),
+            Poll::Ready(Some(Err(error))) => return Poll::Ready(Err(error)),
+            Poll::Ready(Some(Ok(frame))) => frame,
+        };
+        match frame.into_data() {
+            Ok(chunk) if !chunk.is_empty() => handler.on_response_data(controller, chunk),
+            Ok(_) => {}
+            Err(frame) => {
+                if let Ok(received) = frame.into_trailers() {
+                    *trailers = received;
+                }
+            }
+        }
+    }
+}
+
+/// The reason phrase the server sent (hyper keeps it when it is not the
+/// canonical one), else the canonical one.
+fn status_text(status: StatusCode, extensions: &http::Extensions) -> &str {
+    extensions
+        .get::<hyper::ext::ReasonPhrase>()
+        .and_then(|reason| std::str::from_utf8(reason.as_bytes()).ok())
+        .or(status.canonical_reason())
+        .unwrap_or("")
+}

@@ -1,0 +1,420 @@
+//! Pool, RoundRobinPool, Agent and BalancedPool against socket-counting
+//! servers.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{get, get_text, within, PATIENCE};
+use futures_util::future::join_all;
+use undici_dispatcher::connectors::ConnectOptions;
+use undici_dispatcher::{
+    Agent, Balance, BalancedPool, Body, Dispatcher, DispatcherExt, EventKind, Pool, RequestOptions,
+    RoundRobinPool,
+};
+use undici_test_support::{body, handlers, Gate, RawServer, TestPki, TestServer};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connections_limit_holds_under_a_thousand_concurrent_requests() {
+    let server = TestServer::http1(handlers::hello).await;
+    let pool = Pool::builder().connections(10).build(server.url()).unwrap();
+    let requests = (0..1000).map(|_| {
+        let pool = pool.clone();
+        async move { get_text(&pool, "/").await }
+    });
+    let results = within(Duration::from_secs(30), join_all(requests)).await;
+    assert!(results
+        .iter()
+        .all(|r| matches!(r.as_deref(), Ok("hello world"))));
+    assert!(
+        server.max_open_connections() <= 10,
+        "{}",
+        server.max_open_connections()
+    );
+    assert_eq!(server.requests_served(), 1000);
+    let stats = pool.stats();
+    assert_eq!((stats.running, stats.pending, stats.size), (0, 0, 0));
+    assert!(
+        stats.connected <= 10 && stats.free == stats.connected,
+        "{stats:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_queue_drains_in_fifo_order() {
+    let arrivals = Arc::new(Mutex::new(Vec::new()));
+    let log = arrivals.clone();
+    let server = TestServer::http1(move |req| {
+        log.lock().unwrap().push(req.uri().path().to_owned());
+        async { http::Response::new(body::full("ok")) }
+    })
+    .await;
+    let pool = Pool::builder().connections(1).build(server.url()).unwrap();
+    // join_all polls in order: each request takes its place in line in the
+    // order it was made.
+    let requests = (0..50).map(|i| {
+        let pool = pool.clone();
+        async move { get_text(&pool, &format!("/{i}")).await }
+    });
+    for result in within(PATIENCE, join_all(requests)).await {
+        result.unwrap();
+    }
+    let expected: Vec<String> = (0..50).map(|i| format!("/{i}")).collect();
+    assert_eq!(*arrivals.lock().unwrap(), expected);
+}
+
+#[tokio::test]
+async fn client_ttl_retires_connections() {
+    let server = TestServer::http1(handlers::hello).await;
+    let pool = Pool::builder()
+        .client_ttl(Duration::from_millis(50))
+        .build(server.url())
+        .unwrap();
+    get_text(&pool, "/").await.unwrap();
+    // The connection's lifetime is what is tested: let it pass.
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    get_text(&pool, "/").await.unwrap();
+    assert_eq!(server.connections_accepted(), 2);
+    within(PATIENCE, server.wait_for_open_connections(1)).await;
+}
+
+#[tokio::test]
+async fn round_robin_cycles_over_its_connections() {
+    let server = TestServer::http1(handlers::echo).await;
+    let pool = RoundRobinPool::builder()
+        .connections(3)
+        .build(server.url())
+        .unwrap();
+    // Open three connections with three concurrent requests.
+    let release = Gate::new();
+    let warmup = (0..3).map(|_| {
+        let pool = pool.clone();
+        async move { get_text(&pool, "/").await }
+    });
+    for result in join_all(warmup).await {
+        result.unwrap();
+    }
+    assert_eq!(server.connections_accepted(), 3);
+    drop(release);
+    // Sequential requests now visit every connection in turn.
+    for _ in 0..6 {
+        get_text(&pool, "/").await.unwrap();
+    }
+    let per_connection: Vec<usize> = server.connections().iter().map(|c| c.requests).collect();
+    assert_eq!(per_connection, vec![3, 3, 3], "{per_connection:?}");
+}
+
+#[tokio::test]
+async fn a_pool_reuses_the_warmest_connection() {
+    let server = TestServer::http1(handlers::echo).await;
+    let pool = Pool::builder().connections(3).build(server.url()).unwrap();
+    let warmup = (0..3).map(|_| {
+        let pool = pool.clone();
+        async move { get_text(&pool, "/").await }
+    });
+    for result in join_all(warmup).await {
+        result.unwrap();
+    }
+    for _ in 0..6 {
+        get_text(&pool, "/").await.unwrap();
+    }
+    let mut per_connection: Vec<usize> = server.connections().iter().map(|c| c.requests).collect();
+    per_connection.sort();
+    assert_eq!(per_connection, vec![1, 1, 7], "{per_connection:?}");
+}
+
+#[tokio::test]
+async fn an_agent_routes_tls_h2c_and_unix_origins() {
+    let pki = TestPki::new();
+    let cert = pki.server_cert(&["localhost"]);
+    let tls = TestServer::tls(
+        handlers::echo,
+        pki.server_config(&cert, &[b"h2", b"http/1.1"]),
+    )
+    .await;
+    let h2c = TestServer::h2c(handlers::echo).await;
+    let unix = TestServer::unix(handlers::echo).await;
+    let socket = unix.socket_path().unwrap().to_owned();
+    let h2c_origin = h2c.url();
+    let agent = Agent::builder()
+        .connect(ConnectOptions::new().ca(pki.ca_pem()))
+        .factory(move |origin, builder| {
+            if origin.to_string() == h2c_origin {
+                builder.h2c(true).build(origin)
+            } else if origin.host() == "unix.local" {
+                builder.socket_path(socket.clone()).build(origin)
+            } else {
+                builder.build(origin)
+            }
+        })
+        .build();
+    let response = agent
+        .request(get(&format!("{}/secure", tls.url_with_host("localhost"))))
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-version"], "HTTP/2.0");
+    let response = agent
+        .request(get(&format!("{}/plain", h2c.url())))
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-version"], "HTTP/2.0");
+    let response = agent
+        .request(get("http://unix.local/socket"))
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-path"], "/socket");
+    assert_eq!(agent.origins().len(), 3);
+    let stats = agent.stats();
+    assert_eq!(stats.len(), 3);
+    assert!(stats.values().all(|s| s.connected == 1), "{stats:?}");
+}
+
+#[tokio::test]
+async fn an_agent_needs_absolute_urls() {
+    let agent = Agent::new();
+    let err = agent.request(get("/relative")).await.unwrap_err();
+    assert_eq!(err.code(), "UND_ERR_INVALID_ARG");
+}
+
+#[tokio::test]
+async fn max_origins_holds() {
+    let a = TestServer::http1(handlers::hello).await;
+    let b = TestServer::http1(handlers::hello).await;
+    let agent = Agent::builder().max_origins(1).build();
+    get_text(&agent, &format!("{}/", a.url())).await.unwrap();
+    let err = agent
+        .request(get(&format!("{}/", b.url())))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "UND_ERR_MAX_ORIGINS_REACHED");
+    get_text(&agent, &format!("{}/", a.url())).await.unwrap();
+}
+
+#[tokio::test]
+async fn http1_only_requests_get_their_own_pool() {
+    let pki = TestPki::new();
+    let cert = pki.server_cert(&["localhost"]);
+    let server = TestServer::tls(
+        handlers::echo,
+        pki.server_config(&cert, &[b"h2", b"http/1.1"]),
+    )
+    .await;
+    let agent = Agent::builder()
+        .connect(ConnectOptions::new().ca(pki.ca_pem()))
+        .build();
+    let url = format!("{}/", server.url_with_host("localhost"));
+    let h2 = agent.request(get(&url)).await.unwrap();
+    assert_eq!(h2.version(), http::Version::HTTP_2);
+    let request = http::Request::get(&url)
+        .extension(RequestOptions::new().allow_h2(false))
+        .body(Body::empty())
+        .unwrap();
+    let h1 = agent.request(request).await.unwrap();
+    assert_eq!(h1.version(), http::Version::HTTP_11);
+    let keys: Vec<String> = agent.stats().into_keys().collect();
+    assert!(keys.iter().any(|k| k.ends_with("#http1-only")), "{keys:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_total_connections_holds_across_origins() {
+    // Two origins, one server: `127.0.0.1` and `localhost` name it twice,
+    // so its socket count is the agent's total.
+    let release = Gate::new();
+    let gate = release.clone();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let hosts = seen.clone();
+    let server = TestServer::http1(move |req: http::Request<_>| {
+        let (gate, hosts) = (gate.clone(), hosts.clone());
+        if let Some(host) = req.headers().get(http::header::HOST) {
+            let host = host.to_str().unwrap_or_default().to_owned();
+            hosts.lock().unwrap().push(host);
+        }
+        async move {
+            gate.pass().await;
+            http::Response::new(body::full("ok"))
+        }
+    })
+    .await;
+    let port = server.addr().port();
+    let agent = Agent::builder().max_total_connections(2).build();
+    let urls = [
+        format!("http://127.0.0.1:{port}/"),
+        format!("http://localhost:{port}/"),
+    ];
+    let requests: Vec<_> = (0..20)
+        .map(|i| {
+            let (agent, url) = (agent.clone(), urls[i % 2].clone());
+            tokio::spawn(async move { get_text(&agent, &url).await })
+        })
+        .collect();
+    for served in 0..20 {
+        within(PATIENCE, server.wait_for_requests_received(served + 1)).await;
+        release.open_one();
+    }
+    for request in requests {
+        assert_eq!(within(PATIENCE, request).await.unwrap().unwrap(), "ok");
+    }
+    assert!(
+        server.max_open_connections() <= 2,
+        "{}",
+        server.max_open_connections()
+    );
+    // Both origins were served, through the same two sockets' worth.
+    let hosts = seen.lock().unwrap().clone();
+    assert!(
+        hosts.iter().any(|h| h.starts_with("127.0.0.1")),
+        "{hosts:?}"
+    );
+    assert!(
+        hosts.iter().any(|h| h.starts_with("localhost")),
+        "{hosts:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_agent_reemits_events_with_itself_in_front() {
+    let server = TestServer::http1(handlers::hello).await;
+    let agent = Agent::new();
+    let mut events = agent.events();
+    get_text(&agent, &format!("{}/", server.url()))
+        .await
+        .unwrap();
+    let connect = within(PATIENCE, events.next_of(EventKind::Connect))
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = connect.targets.iter().map(|t| t.kind()).collect();
+    assert_eq!(kinds, vec!["Agent", "Pool"]);
+}
+
+#[tokio::test]
+async fn close_and_destroy_reach_every_origin() {
+    let a = TestServer::http1(handlers::hello).await;
+    let b = TestServer::http1(handlers::hello).await;
+    let agent = Agent::new();
+    get_text(&agent, &format!("{}/", a.url())).await.unwrap();
+    get_text(&agent, &format!("{}/", b.url())).await.unwrap();
+    within(PATIENCE, agent.close()).await;
+    within(PATIENCE, a.wait_for_open_connections(0)).await;
+    within(PATIENCE, b.wait_for_open_connections(0)).await;
+    let err = agent
+        .request(get(&format!("{}/", a.url())))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "UND_ERR_CLOSED");
+
+    let agent = Agent::new();
+    get_text(&agent, &format!("{}/", a.url())).await.unwrap();
+    get_text(&agent, &format!("{}/", b.url())).await.unwrap();
+    within(PATIENCE, agent.destroy(None)).await;
+    within(PATIENCE, a.wait_for_open_connections(0)).await;
+    within(PATIENCE, b.wait_for_open_connections(0)).await;
+    let err = agent
+        .request(get(&format!("{}/", a.url())))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "UND_ERR_DESTROYED");
+}
+
+#[tokio::test]
+async fn a_balanced_pool_without_upstreams_fails_clearly() {
+    let pool = BalancedPool::new(Vec::<String>::new()).unwrap();
+    let err = pool.request(get("/")).await.unwrap_err();
+    assert_eq!(err.code(), "UND_ERR_BPL_MISSING_UPSTREAM");
+}
+
+#[tokio::test]
+async fn a_balanced_pool_spreads_requests_and_manages_upstreams() {
+    let a = TestServer::http1(handlers::hello).await;
+    let b = TestServer::http1(handlers::hello).await;
+    let pool = BalancedPool::new([a.url(), b.url()]).unwrap();
+    for _ in 0..20 {
+        get_text(&pool, "/").await.unwrap();
+    }
+    assert_eq!(a.requests_served(), 10);
+    assert_eq!(b.requests_served(), 10);
+    assert_eq!(pool.upstreams().len(), 2);
+    assert!(pool.get_upstream(a.url()).is_some());
+    pool.add_upstream(a.url()).unwrap();
+    assert_eq!(pool.upstreams().len(), 2);
+    pool.remove_upstream(b.url()).unwrap();
+    for _ in 0..5 {
+        get_text(&pool, "/").await.unwrap();
+    }
+    assert_eq!(a.requests_served(), 15);
+}
+
+/// An upstream that resets every connection while `broken` is set.
+async fn flaky_upstream(broken: Arc<AtomicBool>, served: Arc<AtomicUsize>) -> RawServer {
+    RawServer::new(move |mut conn| {
+        let (broken, served) = (broken.clone(), served.clone());
+        async move {
+            while conn.read_request().await.is_ok() {
+                if broken.load(Ordering::SeqCst) {
+                    let _ = conn.reset();
+                    return;
+                }
+                served.fetch_add(1, Ordering::SeqCst);
+                if conn
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    })
+    .await
+}
+
+async fn load_moves_away_and_back(balance: Balance) {
+    let healthy = TestServer::http1(handlers::hello).await;
+    let broken = Arc::new(AtomicBool::new(true));
+    let flaky_served = Arc::new(AtomicUsize::new(0));
+    let flaky = flaky_upstream(broken.clone(), flaky_served.clone()).await;
+    let pool = BalancedPool::builder()
+        .balance(balance)
+        .build([healthy.url(), flaky.url()])
+        .unwrap();
+
+    let mut failures = 0;
+    for _ in 0..200 {
+        if get_text(&pool, "/").await.is_err() {
+            failures += 1;
+        }
+    }
+    // While it resets connections the flaky upstream gets few requests.
+    assert!(
+        failures < 30,
+        "{failures} of 200 requests hit the broken upstream"
+    );
+    let weight = pool.weight(flaky.url()).unwrap();
+    assert!(weight < 100, "weight of the broken upstream: {weight}");
+
+    // Once it recovers, load comes back: 40 rounds of 16 concurrent
+    // requests, so that requests in flight weigh on the cost as well.
+    broken.store(false, Ordering::SeqCst);
+    for _ in 0..40 {
+        let round = (0..16).map(|_| get_text(&pool, "/"));
+        for result in futures_util::future::join_all(round).await {
+            result.unwrap();
+        }
+    }
+    let recovered = flaky_served.load(Ordering::SeqCst);
+    assert!(
+        recovered > 150,
+        "the recovered upstream served {recovered} of 640"
+    );
+}
+
+#[tokio::test]
+async fn weighted_round_robin_moves_load_away_from_a_resetting_upstream_and_back() {
+    load_moves_away_and_back(Balance::WeightedRoundRobin).await;
+}
+
+#[tokio::test]
+async fn peak_ewma_moves_load_away_from_a_resetting_upstream_and_back() {
+    load_moves_away_and_back(Balance::PeakEwma).await;
+}

@@ -1,0 +1,73 @@
+//! undici's `dispatcher.destroy()` example: requests in flight are
+//! aborted with `UND_ERR_DESTROYED`, or with the reason given.
+//!
+//! Run with `cargo run --example dispatcher_destroy`.
+
+use tokio::sync::mpsc;
+use undici::prelude::*;
+use undici::ErrorKind;
+use undici_test_support::RawServer;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    // A server that takes requests and never answers, so that they are
+    // still running when the client is destroyed.
+    let (arrived_tx, mut arrived) = mpsc::unbounded_channel();
+    let server = RawServer::new(move |mut conn| {
+        let arrived_tx = arrived_tx.clone();
+        async move {
+            if conn.read_request().await.is_ok() {
+                let _ = arrived_tx.send(());
+                let _ = conn.read_to_end().await;
+            }
+        }
+    })
+    .await;
+
+    // `dispatcher.destroy()`: the running request fails with UND_ERR_DESTROYED.
+    let client = Client::new(server.url())?;
+    let running = tokio::spawn({
+        let client = client.clone();
+        async move {
+            let request = http::Request::get("/")
+                .body(Body::empty())
+                .expect("a valid request");
+            client.request(request).await
+        }
+    });
+    arrived.recv().await;
+    client.destroy(None).await;
+    println!("Client destroyed");
+    match running.await.expect("the request task") {
+        Ok(response) => println!("unexpected: {}", response.status()),
+        Err(err) => println!("request failed: {err}"),
+    }
+    // Afterwards every request is refused.
+    let late = http::Request::get("/")
+        .body(Body::empty())
+        .expect("a valid request");
+    if let Err(err) = client.request(late).await {
+        println!("after destroy: {}", err.code());
+    }
+
+    // `dispatcher.destroy(new Error('shutting down'))`: with a reason.
+    let client = Client::new(server.url())?;
+    let running = tokio::spawn({
+        let client = client.clone();
+        async move {
+            let request = http::Request::get("/")
+                .body(Body::empty())
+                .expect("a valid request");
+            client.request(request).await
+        }
+    });
+    arrived.recv().await;
+    client
+        .destroy(Some(Error::new(ErrorKind::Aborted, "shutting down")))
+        .await;
+    match running.await.expect("the request task") {
+        Ok(response) => println!("unexpected: {}", response.status()),
+        Err(err) => println!("request failed with the reason: {err}"),
+    }
+    Ok(())
+}

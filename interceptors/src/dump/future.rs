@@ -1,0 +1,121 @@
+//! The dump interceptor's response future: waits for the head, then reads
+//! the body to its end.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use crate::discard::{poll_discard, Discarded};
+use http::header::CONTENT_LENGTH;
+use http::response::Parts;
+use http_body::Body as _;
+use pin_project_lite::pin_project;
+use undici_dispatcher::{Body, Error, ErrorKind, Response};
+
+pin_project! {
+    /// The response future of [`Dump`](super::Dump): resolves to the
+    /// response head with an empty body once the body has been discarded.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        state: State<F>,
+        max_size: u64,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Waiting { #[pin] inner: F },
+        Draining { head: Option<Parts>, body: Body, read: u64 },
+        Done,
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(super) fn new(inner: F, max_size: u64) -> Self {
+        ResponseFuture {
+            state: State::Waiting { inner },
+            max_size,
+        }
+    }
+}
+
+impl<F> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response, Error>>,
+{
+    type Output = Result<Response, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let max_size = *this.max_size;
+        loop {
+            let next = match this.state.as_mut().project() {
+                StateProj::Waiting { inner } => {
+                    let response = match ready!(inner.poll(cx)) {
+                        Ok(response) => response,
+                        Err(err) => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(Err(err));
+                        }
+                    };
+                    let (head, body) = response.into_parts();
+                    if body.is_end_stream() {
+                        this.state.set(State::Done);
+                        return Poll::Ready(Ok(Response::from_parts(head, Body::empty())));
+                    }
+                    let declared = declared_size(&head, &body);
+                    if declared > max_size {
+                        // Dropping the body closes the connection rather
+                        // than reading what we already know is too much.
+                        this.state.set(State::Done);
+                        return Poll::Ready(Err(too_large(declared, max_size)));
+                    }
+                    State::Draining {
+                        head: Some(head),
+                        body,
+                        read: 0,
+                    }
+                }
+                StateProj::Draining { head, body, read } => {
+                    let result = match ready!(poll_discard(body, read, max_size, cx)) {
+                        Discarded::Ended => {
+                            Ok(Response::from_parts(take_head(head), Body::empty()))
+                        }
+                        Discarded::Failed(err) => Err(err),
+                        Discarded::OverLimit(read) => Err(too_large(read, max_size)),
+                    };
+                    this.state.set(State::Done);
+                    return Poll::Ready(result);
+                }
+                StateProj::Done => panic!("dump ResponseFuture polled after completion"),
+            };
+            this.state.set(next);
+        }
+    }
+}
+
+fn take_head(head: &mut Option<Parts>) -> Parts {
+    head.take()
+        .expect("the head is kept until the body has been drained")
+}
+
+/// What the response says its body weighs: its `content-length`, or what
+/// the body itself knows.
+fn declared_size(head: &Parts, body: &Body) -> u64 {
+    let content_length = head
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    content_length.max(body.size_hint().lower())
+}
+
+/// undici's `RequestAbortedError` for a body over `maxSize`.
+fn too_large(size: u64, max_size: u64) -> Error {
+    Error::new(
+        ErrorKind::Aborted,
+        format!("Response size ({size}) larger than maxSize ({max_size})"),
+    )
+}
