@@ -53,6 +53,7 @@ mod events;
 mod options;
 mod origin;
 mod pool;
+mod routed;
 
 pub use agent::{Agent, AgentBuilder, AgentFuture};
 pub use api::{

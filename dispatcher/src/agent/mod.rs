@@ -10,7 +10,6 @@ use std::task::{Context, Poll};
 
 use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
-use tower::util::Oneshot;
 use tower_service::Service;
 
 use crate::client::forward_client_options;
@@ -21,6 +20,7 @@ use crate::events::{EventBus, EventKind, Events};
 use crate::options::RequestOptions;
 use crate::origin::Origin;
 use crate::pool::{Pool, PoolBuilder, PoolStats};
+use crate::routed::Routed;
 use crate::{Request, Response};
 
 type Factory<D> = dyn Fn(&Origin, PoolBuilder<Pool>) -> Result<D, Error> + Send + Sync;
@@ -270,15 +270,29 @@ impl<D: Dispatcher> Inner<D> {
         self.closed.load(Ordering::Acquire).then(Error::closed)
     }
 
-    /// The dispatcher for `key`, made if it does not exist yet.
-    fn dispatcher_for(self: &Arc<Self>, key: Key) -> Result<D, Error> {
+    /// Hands `request` to the dispatcher for `key`, made if it does not
+    /// exist yet. The request reaches the dispatcher while the map is
+    /// locked, so the reaper cannot drop a dispatcher that a request is
+    /// about to use (it would run on an orphan `close` never reaches).
+    fn route(self: &Arc<Self>, key: Key, request: Request) -> Routed<D> {
         if let Some(dispatcher) = self.read().get(&key) {
-            return Ok(dispatcher.clone());
+            return Routed::new(dispatcher.clone(), request);
         }
         let mut dispatchers = self.write();
         if let Some(dispatcher) = dispatchers.get(&key) {
-            return Ok(dispatcher.clone());
+            return Routed::new(dispatcher.clone(), request);
         }
+        match self.make(&dispatchers, &key) {
+            Ok(dispatcher) => {
+                dispatchers.insert(key, dispatcher.clone());
+                Routed::new(dispatcher, request)
+            }
+            Err(err) => Routed::failed(err),
+        }
+    }
+
+    /// A new dispatcher for `key`, within `max_origins`.
+    fn make(self: &Arc<Self>, dispatchers: &HashMap<Key, D>, key: &Key) -> Result<D, Error> {
         if let Some(err) = self.lifecycle_error() {
             return Err(err);
         }
@@ -296,8 +310,7 @@ impl<D: Dispatcher> Inner<D> {
             builder = builder.allow_h2(false);
         }
         let dispatcher = (self.factory)(&key.origin, builder)?;
-        self.watch(&key, dispatcher.events());
-        dispatchers.insert(key, dispatcher.clone());
+        self.watch(key, dispatcher.events());
         Ok(dispatcher)
     }
 
@@ -356,11 +369,11 @@ impl<D: Dispatcher> Service<Request> for Agent<D> {
     }
 
     fn call(&mut self, request: Request) -> AgentFuture<D> {
-        let routed = Key::of(&request).and_then(|key| self.inner.dispatcher_for(key));
-        match routed {
-            Ok(dispatcher) => AgentFuture::running(dispatcher, request),
-            Err(err) => AgentFuture::failed(err),
-        }
+        let inner = match Key::of(&request) {
+            Ok(key) => self.inner.route(key, request),
+            Err(err) => Routed::failed(err),
+        };
+        AgentFuture { inner }
     }
 }
 
@@ -369,31 +382,7 @@ pin_project_lite::pin_project! {
     /// dispatcher's readiness, then its response.
     pub struct AgentFuture<D: Service<Request>> {
         #[pin]
-        state: State<D>,
-    }
-}
-
-pin_project_lite::pin_project! {
-    #[project = StateProj]
-    enum State<D: Service<Request>> {
-        Running { #[pin] inner: Oneshot<D, Request> },
-        Failed { error: Option<Error> },
-    }
-}
-
-impl<D: Service<Request>> AgentFuture<D> {
-    fn running(dispatcher: D, request: Request) -> Self {
-        AgentFuture {
-            state: State::Running {
-                inner: Oneshot::new(dispatcher, request),
-            },
-        }
-    }
-
-    fn failed(error: Error) -> Self {
-        AgentFuture {
-            state: State::Failed { error: Some(error) },
-        }
+        inner: Routed<D>,
     }
 }
 
@@ -404,12 +393,7 @@ where
     type Output = Result<Response, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Running { inner } => inner.poll(cx),
-            StateProj::Failed { error } => {
-                Poll::Ready(Err(error.take().unwrap_or_else(Error::aborted)))
-            }
-        }
+        self.project().inner.poll(cx)
     }
 }
 

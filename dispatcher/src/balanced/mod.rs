@@ -14,7 +14,6 @@ use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
 use http::uri::{PathAndQuery, Uri};
 use tokio::time::Instant;
-use tower::util::Oneshot;
 use tower_service::Service;
 
 use crate::client::forward_client_options;
@@ -23,6 +22,7 @@ use crate::error::{Error, ErrorKind};
 use crate::events::{EventBus, EventKind, Events};
 use crate::origin::{IntoOrigin, Origin};
 use crate::pool::{Pool, PoolBuilder, PoolStats};
+use crate::routed::Routed;
 use crate::{Request, Response};
 
 use ewma::Load;
@@ -419,25 +419,29 @@ impl<D: Dispatcher> Inner<D> {
     }
 
     fn round_robin(&self, upstreams: &[Arc<Upstream<D>>]) -> usize {
-        let candidates: Vec<Candidate> = upstreams
-            .iter()
-            .map(|u| Candidate {
-                weight: u.weight(),
-                unavailable: u.dispatcher.is_busy()
-                    || u.dispatcher.is_closed()
-                    || u.dispatcher.is_destroyed(),
-            })
-            .collect();
-        self.round_robin
+        let candidates = |skip_busy: bool| -> Vec<Candidate> {
+            upstreams
+                .iter()
+                .map(|u| Candidate {
+                    weight: u.weight(),
+                    unavailable: (skip_busy && u.dispatcher.is_busy())
+                        || u.dispatcher.is_closed()
+                        || u.dispatcher.is_destroyed(),
+                })
+                .collect()
+        };
+        let max_weight = self.max_weight;
+        let mut round_robin = self
+            .round_robin
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pick(&candidates, self.max_weight)
-            // Everyone is busy: queue on the heaviest.
-            .unwrap_or_else(|| {
-                (0..candidates.len())
-                    .max_by_key(|&i| candidates[i].weight)
-                    .unwrap_or(0)
-            })
+            .unwrap_or_else(PoisonError::into_inner);
+        round_robin
+            .pick(&candidates(true), max_weight)
+            // Everyone is busy: keep the weighted order over the open
+            // upstreams, so that their queues grow evenly rather than all
+            // on one (a cold burst finds every pool still connecting).
+            .or_else(|| round_robin.pick(&candidates(false), max_weight))
+            .unwrap_or(0)
     }
 
     fn least_loaded(&self, upstreams: &[Arc<Upstream<D>>]) -> usize {
@@ -488,15 +492,13 @@ impl<D: Dispatcher> Service<Request> for BalancedPool<D> {
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
         *request.uri_mut() = Uri::from(path);
-        upstream.load.start();
         BalancedFuture {
-            state: State::Running {
-                inner: Oneshot::new(upstream.dispatcher.clone(), request),
-                upstream,
-                started: Instant::now(),
-                penalty: self.inner.error_penalty,
-                max_weight: self.inner.max_weight,
-            },
+            tracking: Some(InFlight::start(
+                upstream.clone(),
+                self.inner.error_penalty,
+                self.inner.max_weight,
+            )),
+            inner: Routed::new(upstream.dispatcher.clone(), request),
         }
     }
 }
@@ -506,29 +508,69 @@ pin_project_lite::pin_project! {
     /// upstream's readiness and response, timed for the latency estimate.
     pub struct BalancedFuture<D: Service<Request>> {
         #[pin]
-        state: State<D>,
+        inner: Routed<D>,
+        tracking: Option<InFlight<D>>,
     }
 }
 
-pin_project_lite::pin_project! {
-    #[project = StateProj]
-    enum State<D: Service<Request>> {
-        Running {
-            #[pin]
-            inner: Oneshot<D, Request>,
-            upstream: Arc<Upstream<D>>,
-            started: Instant,
-            penalty: i64,
-            max_weight: i64,
-        },
-        Failed { error: Option<Error> },
-    }
-}
-
-impl<D: Service<Request>> BalancedFuture<D> {
+impl<D> BalancedFuture<D>
+where
+    D: Service<Request, Response = Response, Error = Error>,
+{
     fn failed(error: Error) -> Self {
         BalancedFuture {
-            state: State::Failed { error: Some(error) },
+            inner: Routed::failed(error),
+            tracking: None,
+        }
+    }
+}
+
+/// One request counted in flight on an upstream, until it ends or is
+/// dropped (a cancelled request must not leave the upstream looking
+/// loaded).
+struct InFlight<D> {
+    upstream: Arc<Upstream<D>>,
+    started: Instant,
+    penalty: i64,
+    max_weight: i64,
+    ended: bool,
+}
+
+impl<D> InFlight<D> {
+    fn start(upstream: Arc<Upstream<D>>, penalty: i64, max_weight: i64) -> Self {
+        upstream.load.start();
+        InFlight {
+            upstream,
+            started: Instant::now(),
+            penalty,
+            max_weight,
+            ended: false,
+        }
+    }
+
+    /// The request ended with `result`: its latency and weight count.
+    fn end(mut self, result: &Result<Response, Error>) {
+        self.ended = true;
+        let upstream = &self.upstream;
+        match result {
+            Ok(_) => {
+                upstream.load.end(Some(self.started.elapsed()));
+                upstream.adjust(self.penalty, self.max_weight);
+            }
+            Err(err) => {
+                upstream.load.end(None);
+                if is_connection_error(err) {
+                    upstream.adjust(-self.penalty, self.max_weight);
+                }
+            }
+        }
+    }
+}
+
+impl<D> Drop for InFlight<D> {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.upstream.load.end(None);
         }
     }
 }
@@ -540,33 +582,12 @@ where
     type Output = Result<Response, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Running {
-                inner,
-                upstream,
-                started,
-                penalty,
-                max_weight,
-            } => {
-                let result = std::task::ready!(inner.poll(cx));
-                match &result {
-                    Ok(_) => {
-                        upstream.load.end(Some(started.elapsed()));
-                        upstream.adjust(*penalty, *max_weight);
-                    }
-                    Err(err) => {
-                        upstream.load.end(None);
-                        if is_connection_error(err) {
-                            upstream.adjust(-*penalty, *max_weight);
-                        }
-                    }
-                }
-                Poll::Ready(result)
-            }
-            StateProj::Failed { error } => {
-                Poll::Ready(Err(error.take().unwrap_or_else(Error::aborted)))
-            }
+        let this = self.project();
+        let result = std::task::ready!(this.inner.poll(cx));
+        if let Some(tracking) = this.tracking.take() {
+            tracking.end(&result);
         }
+        Poll::Ready(result)
     }
 }
 

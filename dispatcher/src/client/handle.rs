@@ -45,23 +45,22 @@ impl Handle {
         }
     }
 
-    fn lifecycle_error(&self) -> Option<Error> {
-        if let Some(err) = self.shared.destroyed_error() {
-            return Some(err);
-        }
-        self.shared.is_closed().then(Error::closed)
-    }
-
+    /// Ready when a request may be sent now. A handle already waiting
+    /// when `close` came keeps waiting and is let through: undici's
+    /// `close` lets queued requests finish. Only `destroy` ends the wait.
     pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        if let Some(err) = self.lifecycle_error() {
+        if let Some(err) = self.shared.destroyed_error() {
             return Poll::Ready(Err(err));
+        }
+        if self.permit.is_some() {
+            return Poll::Ready(Ok(()));
+        }
+        if !self.counted && self.shared.is_closed() {
+            return Poll::Ready(Err(Error::closed()));
         }
         let Some(gate) = &self.shared.gate else {
             return Poll::Ready(Ok(()));
         };
-        if self.permit.is_some() {
-            return Poll::Ready(Ok(()));
-        }
         if let Ok(permit) = gate.clone().try_acquire_owned() {
             self.permit = Some(permit);
             return Poll::Ready(Ok(()));
@@ -69,22 +68,31 @@ impl Handle {
         let gate = gate.clone();
         self.count_waiting(true);
         let waiting = self.waiting.get_or_insert_with(|| PollSemaphore::new(gate));
-        let acquired = ready!(waiting.poll_acquire(cx));
-        self.count_waiting(false);
-        match acquired {
+        match ready!(waiting.poll_acquire(cx)) {
+            // Still counted until `call`, so that `close` cannot finish
+            // between the permit and the request.
             Some(permit) => {
                 self.permit = Some(permit);
                 Poll::Ready(Ok(()))
             }
-            None => Poll::Ready(Err(self.lifecycle_error().unwrap_or_else(Error::closed))),
+            None => {
+                self.count_waiting(false);
+                Poll::Ready(Err(self
+                    .shared
+                    .destroyed_error()
+                    .unwrap_or_else(Error::closed)))
+            }
         }
     }
 
+    /// Starts the request now: it takes a connection or its place in the
+    /// queue before this returns, so a `close` that follows lets it
+    /// finish.
     pub(crate) fn call(&mut self, request: Request) -> ResponseFuture {
         let permit = self.permit.take();
-        ResponseFuture {
-            inner: Box::pin(send(self.shared.clone(), request, permit)),
-        }
+        let inner = send(self.shared.clone(), request, permit);
+        self.count_waiting(false);
+        ResponseFuture { inner }
     }
 }
 

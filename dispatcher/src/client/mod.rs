@@ -13,7 +13,6 @@ pub use options::ClientOptions;
 
 use crate::connection::{PoolConfig, Selection, Shared};
 use crate::error::Error;
-use crate::events::EventKind;
 use crate::origin::{IntoOrigin, Origin};
 
 /// undici's `Client`: requests to one origin over one connection.
@@ -80,26 +79,16 @@ impl Client {
     }
 
     /// Opens the connection now instead of on the first request, and waits
-    /// until it is open (undici's eager connect). Fails with the connect
-    /// error if it cannot be opened.
+    /// until it is open (undici's `client.connect()`, named so as not to
+    /// clash with [`DispatcherExt::connect`](crate::DispatcherExt::connect),
+    /// the HTTP CONNECT method). Answers at once when the connection is
+    /// open already; fails with the connect error if it cannot be opened,
+    /// and with `UND_ERR_CLOSED` or `UND_ERR_DESTROYED` when the client is
+    /// (or becomes) closed or destroyed first.
     pub async fn preconnect(&self) -> Result<(), Error> {
-        let shared = &self.handle.shared;
-        let mut events = shared.events.subscribe();
-        if !shared.preconnect() {
-            return Ok(());
-        }
-        loop {
-            match events.recv().await {
-                Some(event) if event.kind == EventKind::Connect => return Ok(()),
-                Some(event) if event.kind == EventKind::ConnectionError => {
-                    return Err(match event.error {
-                        Some(error) => crate::connection::shared_error(&error),
-                        None => Error::socket("connection failed"),
-                    })
-                }
-                Some(_) => continue,
-                None => return Err(Error::closed()),
-            }
+        match self.handle.shared.preconnect()? {
+            None => Ok(()),
+            Some(opened) => opened.await.unwrap_or_else(|_| Err(Error::closed())),
         }
     }
 }

@@ -33,7 +33,11 @@ pub(crate) struct ResponseBody {
     /// Armed the first time the body has to wait, so a body that arrives
     /// with its head costs no timer.
     timer: Option<Pin<Box<Sleep>>>,
-    last_progress: Option<Instant>,
+    /// When the current wait for data began: the first `Pending` after a
+    /// frame. Time the reader spends away (paused, or writing the last
+    /// frame somewhere slow) is not the server's silence, so it does not
+    /// count, as undici refreshes its body timer on resume.
+    waiting_since: Option<Instant>,
     max_size: Option<u64>,
     received: u64,
     sized: bool,
@@ -57,7 +61,7 @@ impl ResponseBody {
             outcome,
             idle_timeout,
             timer: None,
-            last_progress: None,
+            waiting_since: None,
             max_size,
             received: 0,
             sized,
@@ -112,9 +116,10 @@ impl ResponseBody {
         let Some(timeout) = self.idle_timeout else {
             return false;
         };
-        let now = Instant::now();
-        let last = *self.last_progress.get_or_insert(now);
-        let deadline = last + timeout;
+        let since = *self.waiting_since.get_or_insert_with(Instant::now);
+        let Some(deadline) = since.checked_add(timeout) else {
+            return false;
+        };
         let timer = self
             .timer
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
@@ -140,9 +145,7 @@ impl ResponseBody {
                         return this.fail(exceeded_max_size(this.max_size));
                     }
                 }
-                if this.timer.is_some() {
-                    this.last_progress = Some(Instant::now());
-                }
+                this.waiting_since = None;
                 if this.incoming.is_end_stream() {
                     this.finish();
                 }

@@ -15,6 +15,7 @@ use crate::error::{Error, SocketInfo};
 use crate::Body;
 
 use super::errors::{self, Phase};
+use super::h2_io::{H2Io, KillSwitch};
 use super::lease::Sender;
 use super::pool::{IdleCheck, Recheck, Shared};
 
@@ -57,7 +58,10 @@ async fn handshake_h1(shared: Arc<Shared>, connection: Connection, socket: Socke
     let mut builder = http1::Builder::new();
     builder.max_header_size(shared.options.max_header_size);
     match builder.handshake::<_, Body>(TokioIo::new(connection)).await {
-        Ok((sender, conn)) => drive(shared, Sender::H1(sender), conn.with_upgrades(), socket).await,
+        Ok((sender, conn)) => {
+            let conn = conn.with_upgrades();
+            drive(shared, Sender::H1(sender), conn, socket, None).await
+        }
         Err(err) => shared.connect_failed(errors::from_hyper(err, Phase::Connection, socket)),
     }
 }
@@ -76,8 +80,10 @@ async fn handshake_h2(shared: Arc<Shared>, connection: Connection, socket: Socke
         .max_header_list_size(u32::try_from(options.max_header_size).unwrap_or(u32::MAX))
         .keep_alive_interval(options.ping_interval)
         .keep_alive_while_idle(true);
-    match builder.handshake::<_, Body>(TokioIo::new(connection)).await {
-        Ok((sender, conn)) => drive(shared, Sender::H2(sender), conn, socket).await,
+    let switch = Arc::new(KillSwitch::default());
+    let io = TokioIo::new(H2Io::new(connection, switch.clone()));
+    match builder.handshake::<_, Body>(io).await {
+        Ok((sender, conn)) => drive(shared, Sender::H2(sender), conn, socket, Some(switch)).await,
         Err(err) => shared.connect_failed(errors::from_hyper(err, Phase::Connection, socket)),
     }
 }
@@ -86,9 +92,17 @@ async fn handshake_h2(shared: Arc<Shared>, connection: Connection, socket: Socke
 /// the pool closes it, or it has been idle for its keep-alive time.
 ///
 /// The task holds the pool weakly: once every handle and every request is
-/// gone, the pool is dropped and its connections close with it.
-async fn drive<C>(shared: Arc<Shared>, sender: Sender, conn: C, socket: SocketInfo)
-where
+/// gone, the pool is dropped and its connections close with it. An
+/// HTTP/2 connection comes with the switch that fails its IO: hyper's
+/// HTTP/2 task outlives `conn` while streams are open, so dropping `conn`
+/// alone would not end them.
+async fn drive<C>(
+    shared: Arc<Shared>,
+    sender: Sender,
+    conn: C,
+    socket: SocketInfo,
+    switch: Option<Arc<KillSwitch>>,
+) where
     C: Future<Output = hyper::Result<()>>,
 {
     let (close_tx, mut close) = oneshot::channel();
@@ -110,7 +124,12 @@ where
         tokio::select! {
             result = &mut conn => break result.err(),
             signal = &mut close, if pooled => match signal {
-                Ok(()) => break None,
+                Ok(()) => {
+                    if let Some(switch) = &switch {
+                        switch.kill();
+                    }
+                    break None;
+                }
                 // The close signal was dropped unsent: either the pool is
                 // gone, or an upgrade took the connection over and this
                 // task now just carries the tunnel to its end.

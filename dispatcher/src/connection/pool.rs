@@ -30,7 +30,7 @@ use tokio::sync::{oneshot, Semaphore};
 use tokio::time::Instant;
 
 use crate::client::options::{BoxConnector, ClientOptions};
-use crate::error::{Error, SocketInfo};
+use crate::error::{Error, ErrorKind, SocketInfo};
 use crate::events::{EventBus, EventKind};
 use crate::origin::Origin;
 
@@ -115,8 +115,12 @@ struct State {
     protocol: Option<Protocol>,
     busy: bool,
     closed: bool,
+    /// `close` has completed: nothing may start any more.
+    finished: bool,
     destroyed: Option<Arc<Error>>,
     close_waiters: Vec<oneshot::Sender<()>>,
+    /// `preconnect` callers waiting for the connection being opened.
+    connect_waiters: Vec<oneshot::Sender<Result<(), Error>>>,
     /// Why connections that a failed request took down were removed, kept
     /// until their task ends and reports the disconnect.
     failures: Vec<(u64, Error)>,
@@ -219,7 +223,11 @@ impl Shared {
         let connector = options.build_connector()?;
         let host_header = HeaderValue::from_str(origin.authority().as_str())
             .map_err(|_| Error::invalid_argument(format!("invalid host in {origin}")))?;
-        let limit = config.limit.filter(|&l| l > 0);
+        // Beyond tokio's semaphore maximum (2^61) a cap is no cap.
+        let limit = config
+            .limit
+            .filter(|&l| l > 0)
+            .map(|l| l.min(Semaphore::MAX_PERMITS));
         let shared = Arc::new(Shared {
             gate: limit.map(|l| Arc::new(Semaphore::new(l))),
             origin,
@@ -264,14 +272,19 @@ impl Shared {
     }
 
     /// A lease on a connection now, or a place in the queue.
-    pub(crate) fn checkout(self: &Arc<Self>) -> Result<Checkout, Error> {
+    ///
+    /// `admitted` says the request was accepted before `close`: it went
+    /// through the readiness gate, or it is a retry of one already
+    /// running. undici's `close` lets such requests finish; only new ones
+    /// are refused.
+    pub(crate) fn checkout(self: &Arc<Self>, admitted: bool) -> Result<Checkout, Error> {
         let mut after = AfterUnlock::default();
         let checkout = {
             let mut st = self.lock();
             if let Some(reason) = &st.destroyed {
                 return Err(destroyed_error(reason));
             }
-            if st.closed {
+            if st.closed && (!admitted || st.finished) {
                 return Err(Error::closed());
             }
             let now = Instant::now();
@@ -360,13 +373,19 @@ impl Shared {
     /// True when the pool holds no connection and no request.
     pub(crate) fn is_idle(&self) -> bool {
         let st = self.lock();
-        st.conns.is_empty() && st.connecting == 0 && st.running == 0 && st.queue.is_empty()
+        st.conns.is_empty()
+            && st.connecting == 0
+            && st.running == 0
+            && st.queue.is_empty()
+            && self.gate_waiters.load(Ordering::Acquire) == 0
     }
 
     /// Decides how many connections to open for the queue, counts them as
     /// connecting, and leaves them for `after_unlock` to start.
     fn reserve_connects(self: &Arc<Self>, st: &mut State, after: &mut AfterUnlock) {
-        if st.queue.is_empty() || st.closed {
+        // A closing pool still opens connections for the requests it
+        // accepted before `close`: they are in the queue.
+        if st.queue.is_empty() || st.destroyed.is_some() {
             return;
         }
         let total = st.conns.len() + st.connecting;
@@ -542,6 +561,11 @@ impl Shared {
             let mut st = self.lock();
             st.connecting = st.connecting.saturating_sub(1);
             if st.destroyed.is_some() || (st.closed && st.running == 0 && st.queue.is_empty()) {
+                let error = st
+                    .destroyed
+                    .as_ref()
+                    .map_or_else(Error::closed, destroyed_error);
+                answer_connect_waiters(&mut st, &Err(error));
                 after.released += 1;
                 self.finish_close_if_done(&mut st, &mut after);
                 drop(st);
@@ -574,7 +598,9 @@ impl Shared {
                 if let (Protocol::Http2, Some(limit)) = (learned, self.limit) {
                     // The gate was sized for one request per connection.
                     let streams = self.options.max_concurrent_streams as usize;
-                    after.extra_permits = limit * streams.saturating_sub(1);
+                    after.extra_permits = limit
+                        .saturating_mul(streams.saturating_sub(1))
+                        .min(Semaphore::MAX_PERMITS - limit);
                 }
                 st.protocol = Some(learned);
             }
@@ -583,6 +609,7 @@ impl Shared {
             } else {
                 st.idle.push(key);
             }
+            answer_connect_waiters(&mut st, &Ok(()));
             self.serve_queue(&mut st, &mut after);
             self.reserve_connects(&mut st, &mut after);
             self.update_busy(&mut st, &mut after);
@@ -609,6 +636,7 @@ impl Shared {
             let mut st = self.lock();
             st.connecting = st.connecting.saturating_sub(1);
             after.released += 1;
+            answer_connect_waiters(&mut st, &Err(shared_error(&error)));
             let nothing_else = st.conns.is_empty() && st.connecting == 0;
             let failed = if nothing_else {
                 st.queue.drain(..).collect()
@@ -695,11 +723,19 @@ impl Shared {
         IdleCheck::Recheck(next)
     }
 
-    pub(crate) fn count_gate_waiter(&self, waiting: bool) {
+    /// Counts a request waiting at the readiness gate (or holding the
+    /// permit it waited for, until it is called). `close` waits for them
+    /// as for the queue.
+    pub(crate) fn count_gate_waiter(self: &Arc<Self>, waiting: bool) {
         if waiting {
-            self.gate_waiters.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.gate_waiters.fetch_sub(1, Ordering::Relaxed);
+            self.gate_waiters.fetch_add(1, Ordering::AcqRel);
+            return;
+        }
+        self.gate_waiters.fetch_sub(1, Ordering::AcqRel);
+        if self.is_closed() {
+            let mut after = AfterUnlock::default();
+            self.finish_close_if_done(&mut self.lock(), &mut after);
+            self.after_unlock(after);
         }
     }
 
@@ -728,7 +764,6 @@ impl Shared {
             st.closed = true;
             self.closed.store(true, Ordering::Release);
             st.close_waiters.push(tx);
-            after.close_gate = true;
             self.finish_close_if_done(&mut st, &mut after);
         }
         self.after_unlock(after);
@@ -736,9 +771,15 @@ impl Shared {
     }
 
     fn finish_close_if_done(&self, st: &mut State, after: &mut AfterUnlock) {
-        if !st.closed || st.running > 0 || !st.queue.is_empty() || st.connecting > 0 {
+        if !st.closed
+            || st.running > 0
+            || !st.queue.is_empty()
+            || st.connecting > 0
+            || self.gate_waiters.load(Ordering::Acquire) > 0
+        {
             return;
         }
+        st.finished = true;
         let keys: Vec<usize> = st.conns.iter().map(|(key, _)| key).collect();
         for key in keys {
             self.remove(st, key, after);
@@ -764,6 +805,7 @@ impl Shared {
                 self.remove(&mut st, key, &mut after);
             }
             after.close_done.append(&mut st.close_waiters);
+            answer_connect_waiters(&mut st, &Err(destroyed_error(&reason)));
             st.queue.drain(..).collect()
         };
         for waiter in failed {
@@ -886,22 +928,49 @@ pub(crate) fn shared_error(error: &Arc<Error>) -> Error {
 }
 
 impl Shared {
-    /// Opens a connection ahead of the first request, unless one is open or
-    /// opening. Answers whether one was started.
-    pub(crate) fn preconnect(self: &Arc<Self>) -> bool {
+    /// Opens a connection ahead of the first request, unless one is open.
+    /// The answer is `None` when one is open already, else a receiver that
+    /// says when the connection (this one, or one already opening) is
+    /// open or why it could not be.
+    pub(crate) fn preconnect(
+        self: &Arc<Self>,
+    ) -> Result<Option<oneshot::Receiver<Result<(), Error>>>, Error> {
         {
             let mut st = self.lock();
-            if st.closed || !st.conns.is_empty() || st.connecting > 0 {
-                return false;
+            if let Some(reason) = &st.destroyed {
+                return Err(destroyed_error(reason));
+            }
+            if st.closed {
+                return Err(Error::closed());
+            }
+            if !st.conns.is_empty() {
+                return Ok(None);
+            }
+            let (tx, rx) = oneshot::channel();
+            st.connect_waiters.push(tx);
+            if st.connecting > 0 {
+                return Ok(Some(rx));
             }
             if let Some(budget) = &self.budget {
                 if budget.take(1, self) == 0 {
-                    return false;
+                    st.connect_waiters.clear();
+                    return Err(Error::new(
+                        ErrorKind::Connect,
+                        "max_total_connections reached: no connection may be opened now",
+                    ));
                 }
             }
             st.connecting += 1;
+            drop(st);
+            open::spawn(self.clone());
+            Ok(Some(rx))
         }
-        open::spawn(self.clone());
-        true
+    }
+}
+
+/// Tells the `preconnect` callers how opening went.
+fn answer_connect_waiters(st: &mut State, result: &Result<(), Error>) {
+    for waiter in st.connect_waiters.drain(..) {
+        let _ = waiter.send(result.clone());
     }
 }

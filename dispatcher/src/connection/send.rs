@@ -6,7 +6,7 @@ use std::future::poll_fn;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::future::Either;
+use futures_util::future::{BoxFuture, Either};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, StatusCode, Uri, Version};
@@ -33,93 +33,125 @@ struct Exchange {
     body_timeout: Option<Duration>,
     idempotent: bool,
     reset: bool,
+    /// An upgrade or a CONNECT: never replayed.
     upgrade: bool,
+    /// A CONNECT, whose 2xx hands the connection over (an upgrade needs a
+    /// 101: any other answer is an ordinary response with its body).
+    connect: bool,
     opaque: Option<Opaque>,
 }
 
-/// Sends `request` on a connection of the pool and waits for the head of
-/// the response.
-pub(crate) async fn send(
+/// Sends `request` on a connection of the pool; the future answers the
+/// head of the response.
+///
+/// The checks and the first checkout happen now, before the future is
+/// polled: the request holds a connection or its place in the queue from
+/// the call on, as an undici `dispatch` does. A request that went through
+/// the readiness gate (it holds a permit) was accepted before any `close`.
+pub(crate) fn send(
     shared: Arc<Shared>,
     mut request: Request,
     permit: Option<OwnedSemaphorePermit>,
-) -> Result<Response, Error> {
-    let exchange = Exchange::prepare(&shared, &mut request)?;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let mut lease = wait_for_connection(&shared).await?;
-        let ready = match lease.sender() {
-            Some(sender) => poll_fn(|cx| sender.poll_ready(cx)).await,
-            None => continue,
-        };
-        if let Err(err) = ready {
-            // Died before our request was written: safe to try another.
-            lease.set_outcome(Outcome::Discard);
-            if attempt < MAX_ATTEMPTS {
-                continue;
-            }
-            let error = errors::from_hyper(err, Phase::Head, lease.socket());
-            lease.fail(&error);
-            return Err(error);
-        }
-        set_target(&mut request, &shared, lease.is_h2());
-        let replay = if attempt < MAX_ATTEMPTS && may_replay(&exchange, &request, &lease) {
-            copy_request(&request)
-        } else {
-            None
-        };
-        // In flight: if this future is dropped now, the connection goes.
-        lease.set_outcome(Outcome::Discard);
-        let Some(sender) = lease.sender() else {
-            continue;
-        };
-        let sending = match sender {
-            Sender::H1(tx) => Either::Left(tx.try_send_request(request)),
-            Sender::H2(tx) => Either::Right(tx.try_send_request(request)),
-        };
-        let result = match exchange.headers_timeout {
-            Some(timeout) => match tokio::time::timeout(timeout, sending).await {
-                Ok(result) => result,
-                Err(_) => {
-                    let error = Error::new(ErrorKind::HeadersTimeout, "Headers Timeout Error")
-                        .with_socket(lease.socket());
-                    lease.fail(&error);
-                    return Err(error);
-                }
-            },
-            None => sending.await,
-        };
-        match result {
-            Ok(response) => return exchange.finish(response, lease, permit),
-            Err(mut err) => {
-                if let Some(unsent) = err.take_message() {
-                    request = unsent;
-                    if attempt < MAX_ATTEMPTS {
-                        continue;
-                    }
-                }
-                let err = err.into_error();
-                if lease.is_h2() && errors::is_unprocessed(&err) {
-                    lease.set_outcome(Outcome::Retire);
-                }
-                if let Some(copy) = replay.filter(|_| may_retry_after(&err, &lease)) {
-                    request = copy;
+) -> BoxFuture<'static, Result<Response, Error>> {
+    let admitted = permit.is_some();
+    let started = Exchange::prepare(&shared, &mut request)
+        .and_then(|exchange| Ok((exchange, shared.checkout(admitted)?)));
+    match started {
+        Ok((exchange, first)) => Box::pin(exchange.run(shared, request, permit, first)),
+        Err(err) => Box::pin(std::future::ready(Err(err))),
+    }
+}
+
+impl Exchange {
+    async fn run(
+        self,
+        shared: Arc<Shared>,
+        mut request: Request,
+        permit: Option<OwnedSemaphorePermit>,
+        first: Checkout,
+    ) -> Result<Response, Error> {
+        let mut first = Some(first);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            // Later attempts are the same request, accepted already.
+            let checkout = match first.take() {
+                Some(checkout) => checkout,
+                None => shared.checkout(true)?,
+            };
+            let mut lease = wait_for_connection(&shared, checkout).await?;
+            let ready = match lease.sender() {
+                Some(sender) => poll_fn(|cx| sender.poll_ready(cx)).await,
+                None => continue,
+            };
+            if let Err(err) = ready {
+                // Died before our request was written: safe to try another.
+                lease.set_outcome(Outcome::Discard);
+                if attempt < MAX_ATTEMPTS {
                     continue;
-                }
-                if let Some(destroyed) = shared.destroyed_error() {
-                    return Err(destroyed);
                 }
                 let error = errors::from_hyper(err, Phase::Head, lease.socket());
                 lease.fail(&error);
                 return Err(error);
             }
+            set_target(&mut request, &shared, lease.is_h2());
+            let replay = if attempt < MAX_ATTEMPTS && may_replay(&self, &request, &lease) {
+                copy_request(&request)
+            } else {
+                None
+            };
+            // In flight: if this future is dropped now, the connection goes.
+            lease.set_outcome(Outcome::Discard);
+            let Some(sender) = lease.sender() else {
+                continue;
+            };
+            let sending = match sender {
+                Sender::H1(tx) => Either::Left(tx.try_send_request(request)),
+                Sender::H2(tx) => Either::Right(tx.try_send_request(request)),
+            };
+            let result = match self.headers_timeout {
+                Some(timeout) => match tokio::time::timeout(timeout, sending).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        let error = Error::new(ErrorKind::HeadersTimeout, "Headers Timeout Error")
+                            .with_socket(lease.socket());
+                        lease.fail(&error);
+                        return Err(error);
+                    }
+                },
+                None => sending.await,
+            };
+            match result {
+                Ok(response) => return self.finish(response, lease, permit),
+                Err(mut err) => {
+                    if let Some(unsent) = err.take_message() {
+                        request = unsent;
+                        if attempt < MAX_ATTEMPTS {
+                            continue;
+                        }
+                    }
+                    let err = err.into_error();
+                    if lease.is_h2() && errors::is_unprocessed(&err) {
+                        lease.set_outcome(Outcome::Retire);
+                    }
+                    if let Some(copy) = replay.filter(|_| may_retry_after(&err, &lease)) {
+                        request = copy;
+                        continue;
+                    }
+                    if let Some(destroyed) = shared.destroyed_error() {
+                        return Err(destroyed);
+                    }
+                    let error = errors::from_hyper(err, Phase::Head, lease.socket());
+                    lease.fail(&error);
+                    return Err(error);
+                }
+            }
         }
     }
 }
 
-async fn wait_for_connection(shared: &Arc<Shared>) -> Result<Lease, Error> {
-    match shared.checkout()? {
+async fn wait_for_connection(shared: &Arc<Shared>, checkout: Checkout) -> Result<Lease, Error> {
+    match checkout {
         Checkout::Ready(lease) => Ok(lease),
         Checkout::Wait(waiting) => match waiting.await {
             Ok(result) => result,
@@ -235,6 +267,7 @@ impl Exchange {
                 || defaults.pipelining == 0
                 || options.is_some_and(RequestOptions::is_reset),
             upgrade: upgrade_protocol.is_some() || is_connect,
+            connect: is_connect,
             opaque: options.and_then(|o| o.opaque_value().cloned()),
         };
         let on_info = options.and_then(|o| o.on_info_callback().cloned());
@@ -273,7 +306,7 @@ impl Exchange {
             parts.extensions.insert(opaque);
         }
         let upgraded = parts.status == StatusCode::SWITCHING_PROTOCOLS
-            || (self.upgrade && parts.status.is_success() && !lease.is_h2());
+            || (self.connect && parts.status.is_success() && !lease.is_h2());
         if upgraded {
             lease.set_outcome(Outcome::Detach);
             return Ok(Response::from_parts(parts, Body::empty()));

@@ -1,0 +1,87 @@
+//! `Routed`: a request an Agent or a BalancedPool handed to one of its
+//! dispatchers.
+//!
+//! undici's `dispatch` queues a request at once, so a `close` that comes
+//! later lets it finish. To keep that through a router, the request is
+//! called on the chosen dispatcher right away when it is ready (it almost
+//! always is: a Pool queues internally); only a dispatcher that is not
+//! ready keeps the request until its readiness is polled for real.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_util::task::noop_waker_ref;
+use tower_service::Service;
+
+use crate::error::Error;
+use crate::{Request, Response};
+
+pin_project_lite::pin_project! {
+    /// The dispatcher's readiness (when it was not ready at once), then
+    /// its response.
+    #[project = RoutedProj]
+    pub(crate) enum Routed<D: Service<Request>> {
+        Waiting { dispatcher: D, request: Option<Request> },
+        Called { #[pin] future: D::Future },
+        Failed { error: Option<Error> },
+    }
+}
+
+impl<D> Routed<D>
+where
+    D: Service<Request, Response = Response, Error = Error>,
+{
+    /// Calls `dispatcher` now if it is ready, else waits for it.
+    pub(crate) fn new(mut dispatcher: D, request: Request) -> Self {
+        // A first look at readiness; the future polls again with its
+        // own waker if this says Pending.
+        let mut cx = Context::from_waker(noop_waker_ref());
+        match dispatcher.poll_ready(&mut cx) {
+            Poll::Ready(Ok(())) => Routed::Called {
+                future: dispatcher.call(request),
+            },
+            Poll::Ready(Err(error)) => Routed::failed(error),
+            Poll::Pending => Routed::Waiting {
+                dispatcher,
+                request: Some(request),
+            },
+        }
+    }
+
+    /// A request that failed before reaching a dispatcher.
+    pub(crate) fn failed(error: Error) -> Self {
+        Routed::Failed { error: Some(error) }
+    }
+}
+
+impl<D> Future for Routed<D>
+where
+    D: Service<Request, Response = Response, Error = Error>,
+{
+    type Output = Result<Response, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            match self.as_mut().project() {
+                RoutedProj::Waiting {
+                    dispatcher,
+                    request,
+                } => {
+                    if let Err(error) = std::task::ready!(dispatcher.poll_ready(cx)) {
+                        return Poll::Ready(Err(error));
+                    }
+                    let Some(request) = request.take() else {
+                        return Poll::Ready(Err(Error::aborted()));
+                    };
+                    let future = dispatcher.call(request);
+                    self.set(Routed::Called { future });
+                }
+                RoutedProj::Called { future } => return future.poll(cx),
+                RoutedProj::Failed { error } => {
+                    return Poll::Ready(Err(error.take().unwrap_or_else(Error::aborted)))
+                }
+            }
+        }
+    }
+}
