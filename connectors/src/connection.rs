@@ -1,5 +1,6 @@
 //! `Connection`: a connected stream and what is known about it.
 
+use std::any::Any;
 use std::fmt::{self, Write as _};
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
@@ -102,6 +103,36 @@ impl ConnectionInfo {
             socket_path: Some(path.into()),
             ..ConnectionInfo::default()
         }
+    }
+
+    /// What a stream handed in for TLS (`http_socket`) can tell about its
+    /// socket: only the stream types known here have addresses to give,
+    /// and `Io` is implemented for every stream, so its type is asked at
+    /// run time.
+    pub(crate) fn of_stream(stream: &dyn Any) -> ConnectionInfo {
+        if let Some(tcp) = stream.downcast_ref::<TcpStream>() {
+            return ConnectionInfo::tcp(tcp.local_addr().ok(), tcp.peer_addr().ok());
+        }
+        #[cfg(unix)]
+        if let Some(unix) = stream.downcast_ref::<UnixStream>() {
+            let path = unix
+                .peer_addr()
+                .ok()
+                .and_then(|addr| addr.as_pathname().map(Path::to_path_buf));
+            return ConnectionInfo {
+                socket_path: path,
+                ..ConnectionInfo::default()
+            };
+        }
+        if let Some(connection) = stream.downcast_ref::<Connection>() {
+            // The TLS details, if any, are those of the tunnel (a proxy
+            // spoken to over TLS); the handshake about to run replaces them.
+            return ConnectionInfo {
+                tls: None,
+                ..connection.info().clone()
+            };
+        }
+        ConnectionInfo::default()
     }
 
     /// The local address of a TCP connection.

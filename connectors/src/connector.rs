@@ -20,9 +20,12 @@ use crate::tls::TlsConnectors;
 
 /// Builds a connector from undici's `buildConnector` options.
 ///
-/// Fails when an option cannot be used: a PEM that holds no certificate, a
-/// client certificate without its key, a trust store whose feature is off.
+/// Fails with `UND_ERR_INVALID_ARG` when an option cannot be used: a PEM
+/// that holds no certificate, a client certificate without its key, a trust
+/// store whose feature is off, a `servername` that is no valid TLS name, a
+/// keep-alive delay outside 1 s ..= 32767 s.
 pub fn build_connector(options: ConnectOptions) -> Result<Connector, ConnectError> {
+    options.validate()?;
     let tls = TlsConnectors::new(&options)?;
     let resolver = options.resolver.clone().unwrap_or_else(Resolver::system);
     Ok(Connector {
@@ -95,20 +98,21 @@ impl Service<Destination> for Connector {
 
 impl Inner {
     async fn connect(&self, mut destination: Destination) -> Result<Connection, ConnectError> {
-        let deadline = self.options.timeout.map(|t| (Instant::now() + t, t));
+        // A timeout too large to be an instant (`Duration::MAX`) is no
+        // deadline at all rather than a panic.
+        let deadline = self
+            .options
+            .timeout
+            .and_then(|t| Some((Instant::now().checked_add(t)?, t)));
         let (transport, mut info, attempted) = match destination.take_http_socket() {
-            Some(stream) => {
+            Some((stream, info)) => {
                 if destination.scheme() != Scheme::Https {
                     return Err(ConnectError::invalid(
                         "an existing socket (http_socket) can only be upgraded to TLS (https)",
                     ));
                 }
                 let attempted = destination.to_string();
-                (
-                    Transport::Custom(stream),
-                    ConnectionInfo::default(),
-                    attempted,
-                )
+                (Transport::Custom(stream), info, attempted)
             }
             None => {
                 let target = Target {
@@ -130,7 +134,7 @@ impl Inner {
         let allow_h2 = destination
             .allow_h2_override()
             .unwrap_or(self.options.allow_h2);
-        let handshake = self.tls.handshake(transport, server_name, allow_h2);
+        let handshake = self.tls.handshake(transport, server_name, allow_h2, &info);
         let (transport, tls) = within(deadline, &attempted, handshake).await?;
         info.set_tls(tls);
         Ok(Connection::from_transport(transport, info))
@@ -223,7 +227,7 @@ async fn connect_unix(path: &std::path::Path) -> Result<Transport, ConnectError>
     tokio::net::UnixStream::connect(path)
         .await
         .map(Transport::Unix)
-        .map_err(|err| ConnectError::io_to(err, Some(&path.display().to_string())))
+        .map_err(|err| ConnectError::io_to(err, &path.display().to_string()))
 }
 
 #[cfg(not(unix))]

@@ -6,9 +6,14 @@ use std::net::{IpAddr, SocketAddr};
 use http::Uri;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::connection::ConnectionInfo;
 use crate::error::ConnectError;
 
 /// A stream the connector can run TLS over (undici's `httpSocket`).
+///
+/// Any tokio stream that is `Send + Unpin + 'static` is one. Whether its
+/// addresses are known depends on its type: see
+/// [`Destination::http_socket`].
 pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
@@ -51,7 +56,7 @@ pub struct Destination {
     local_address: Option<IpAddr>,
     addresses: Option<Vec<SocketAddr>>,
     allow_h2: Option<bool>,
-    http_socket: Option<Box<dyn Io>>,
+    http_socket: Option<(Box<dyn Io>, ConnectionInfo)>,
 }
 
 impl Destination {
@@ -125,8 +130,17 @@ impl Destination {
     /// Run TLS over this existing stream instead of opening a socket
     /// (undici's `httpSocket`, how a proxy's CONNECT tunnel carries TLS to
     /// the target). Only for `https`.
-    pub fn http_socket(mut self, stream: impl Io) -> Self {
-        self.http_socket = Some(Box::new(stream));
+    ///
+    /// The connection's [`ConnectionInfo`] has the stream's local and
+    /// remote address (or socket path) when the stream is a tokio
+    /// `TcpStream` or `UnixStream`, or a [`Connection`](crate::Connection)
+    /// of this crate (a tunnel through a proxy it connected to). Other
+    /// streams cannot tell: the addresses are `None`, and a wrapping
+    /// connector may fill them in through
+    /// [`Connection::info_mut`](crate::Connection::info_mut).
+    pub fn http_socket<S: Io>(mut self, stream: S) -> Self {
+        let info = ConnectionInfo::of_stream(&stream);
+        self.http_socket = Some((Box::new(stream), info));
         self
     }
 
@@ -170,7 +184,7 @@ impl Destination {
         self.http_socket.is_some()
     }
 
-    pub(crate) fn take_http_socket(&mut self) -> Option<Box<dyn Io>> {
+    pub(crate) fn take_http_socket(&mut self) -> Option<(Box<dyn Io>, ConnectionInfo)> {
         self.http_socket.take()
     }
 }

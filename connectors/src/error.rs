@@ -115,23 +115,33 @@ impl ConnectError {
         ConnectError::new(ConnectErrorKind::InvalidArgument, message)
     }
 
-    /// An error for a socket-level `io::Error` while connecting to `remote`.
-    pub(crate) fn io(err: io::Error, remote: Option<SocketAddr>) -> Self {
-        let target = remote.map(|addr| addr.to_string());
-        ConnectError::io_to(err, target.as_deref()).with_addrs(None, remote)
+    /// An error for a socket-level `io::Error` while connecting. The
+    /// addresses of the socket (`with_addrs`) say where; undici's
+    /// `SocketError` carries them the same way, apart from the message.
+    pub(crate) fn io(err: io::Error) -> Self {
+        let message = format!("connect: {err}");
+        ConnectError::from_io(err, message)
     }
 
-    /// An error for a socket-level `io::Error` while connecting to `target`
-    /// (an address or a socket path).
-    pub(crate) fn io_to(err: io::Error, target: Option<&str>) -> Self {
+    /// An error for a socket-level `io::Error` while connecting to `target`,
+    /// a socket path, which has no `SocketAddr` to carry it.
+    pub(crate) fn io_to(err: io::Error, target: &str) -> Self {
+        let message = format!("connect {target}: {err}");
+        ConnectError::from_io(err, message)
+    }
+
+    /// An error for a socket-level `io::Error` during the TLS handshake with
+    /// `server_name` (a reset, an early close).
+    pub(crate) fn io_in_handshake(err: io::Error, server_name: &str) -> Self {
+        let message = format!("TLS handshake with {server_name:?} failed: {err}");
+        ConnectError::from_io(err, message)
+    }
+
+    fn from_io(err: io::Error, message: String) -> Self {
         let kind = match err.kind() {
             io::ErrorKind::ConnectionRefused => ConnectErrorKind::Refused,
             io::ErrorKind::TimedOut => ConnectErrorKind::Timeout,
             _ => ConnectErrorKind::Socket,
-        };
-        let message = match target {
-            Some(target) => format!("connect {target}: {err}"),
-            None => format!("connect: {err}"),
         };
         ConnectError::new(kind, message).with_source(err)
     }
@@ -298,10 +308,12 @@ impl fmt::Display for ConnectError {
         if let ConnectErrorKind::Tls(failure) = self.inner.kind {
             write!(f, ": {}", failure.describe())?;
         }
-        if let (Some(local), Some(remote)) = (self.inner.local, self.inner.remote) {
-            write!(f, " (local {local}, remote {remote})")?;
+        match (self.inner.local, self.inner.remote) {
+            (Some(local), Some(remote)) => write!(f, " (local {local}, remote {remote})"),
+            (Some(local), None) => write!(f, " (local {local})"),
+            (None, Some(remote)) => write!(f, " (remote {remote})"),
+            (None, None) => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -331,13 +343,34 @@ mod tests {
     #[test]
     fn io_errors_map_to_errno_names() {
         let reset = io::Error::from(io::ErrorKind::ConnectionReset);
-        assert_eq!(ConnectError::io(reset, None).code(), "ECONNRESET");
+        assert_eq!(ConnectError::io(reset).code(), "ECONNRESET");
         let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
-        let err = ConnectError::io(refused, None);
+        let err = ConnectError::io(refused);
         assert!(err.is_refused());
         assert_eq!(err.code(), "ECONNREFUSED");
         let other = io::Error::other("boom");
-        assert_eq!(ConnectError::io(other, None).code(), "UND_ERR_SOCKET");
+        assert_eq!(ConnectError::io(other).code(), "UND_ERR_SOCKET");
+    }
+
+    #[test]
+    fn display_prints_whichever_addresses_are_known() {
+        let local: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let remote: SocketAddr = "127.0.0.1:443".parse().unwrap();
+        let err = || ConnectError::io(io::Error::other("boom"));
+
+        assert_eq!(err().to_string(), "connect: boom");
+        assert_eq!(
+            err().with_addrs(Some(local), Some(remote)).to_string(),
+            "connect: boom (local 127.0.0.1:40000, remote 127.0.0.1:443)"
+        );
+        assert_eq!(
+            err().with_addrs(Some(local), None).to_string(),
+            "connect: boom (local 127.0.0.1:40000)"
+        );
+        assert_eq!(
+            err().with_addrs(None, Some(remote)).to_string(),
+            "connect: boom (remote 127.0.0.1:443)"
+        );
     }
 
     #[test]

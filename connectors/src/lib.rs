@@ -78,6 +78,9 @@
 //! `ECONNREFUSED`, `ENOTFOUND`, `UND_ERR_SOCKET` or the errno name of a
 //! socket error, and for TLS a [`TlsFailure`] (unknown issuer, wrong name,
 //! expired, client certificate rejected) with rustls's error as the source.
+//! A failure on a socket carries the socket's local and remote address as
+//! far as they are known ([`ConnectError::local_addr`],
+//! [`ConnectError::remote_addr`]), and its message ends with them.
 //!
 //! With TLS 1.3 the server judges the client certificate after the client
 //! has finished its handshake, so a rejected client certificate shows up on
@@ -106,6 +109,7 @@ mod destination;
 mod error;
 mod options;
 mod resolve;
+mod session_cache;
 mod tcp;
 mod tls;
 

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::crypto::CryptoProvider;
+use rustls_pki_types::ServerName;
 
+use crate::error::ConnectError;
 use crate::resolve::Resolver;
 
 /// Where the connector's trusted root certificates come from.
@@ -117,8 +119,16 @@ impl ConnectOptions {
         self
     }
 
-    /// How many TLS sessions to keep for resumption, shared by every
-    /// connection this connector makes. Default 100; 0 turns resumption off.
+    /// How many hosts to keep TLS sessions for, for resumption, shared by
+    /// every connection this connector makes. Default 100; 0 turns
+    /// resumption off.
+    ///
+    /// As in undici the limit counts hosts (TLS server names), not
+    /// sessions: past it, the host used least recently is forgotten. Each
+    /// host keeps one TLS 1.2 session and up to 8 TLS 1.3 tickets (tickets
+    /// are single-use, so connections opened together each need one).
+    /// Memory grows with the hosts actually seen, so a huge limit costs
+    /// nothing up front.
     pub fn max_cached_sessions(mut self, sessions: usize) -> Self {
         self.max_cached_sessions = sessions;
         self
@@ -198,6 +208,13 @@ impl ConnectOptions {
     }
 
     /// Idle time before the first TCP keep-alive probe. Default 60 s.
+    ///
+    /// TCP counts it in whole seconds (a fraction is dropped) and Linux
+    /// takes 1 to 32767 of them, so [`build_connector`](crate::build_connector)
+    /// rejects a delay outside 1 s ..= 32767 s with `UND_ERR_INVALID_ARG`
+    /// while keep-alive is on. (Node reads undici's `0` as "leave the
+    /// system's delay"; here, turn keep-alive off with
+    /// [`keep_alive`](Self::keep_alive) or give a delay.)
     pub fn keep_alive_initial_delay(mut self, delay: Duration) -> Self {
         self.keep_alive_initial_delay = delay;
         self
@@ -253,6 +270,36 @@ impl ConnectOptions {
     }
 }
 
+/// The range of TCP keep-alive idle times that sockets take: whole seconds
+/// (`TCP_KEEPIDLE`, `TCP_KEEPALIVE`), at most Linux's `MAX_TCP_KEEPIDLE`.
+/// Outside it `setsockopt` fails with `EINVAL`, which would fail every
+/// connect instead of the one call that set the option.
+const KEEP_ALIVE_DELAY_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_secs(1)..=Duration::from_secs(32767);
+
+impl ConnectOptions {
+    /// Rejects options that no socket or TLS session can be made with, so
+    /// that `build_connector` fails instead of every connect.
+    pub(crate) fn validate(&self) -> Result<(), ConnectError> {
+        if self.keep_alive && !KEEP_ALIVE_DELAY_RANGE.contains(&self.keep_alive_initial_delay) {
+            return Err(ConnectError::invalid(format!(
+                "keep_alive_initial_delay must be between 1 s and 32767 s \
+                 (whole seconds) while keep-alive is on, got {:?}; \
+                 use keep_alive(false) to turn keep-alive off",
+                self.keep_alive_initial_delay
+            )));
+        }
+        if let Some(name) = &self.servername {
+            if ServerName::try_from(name.as_str()).is_err() {
+                return Err(ConnectError::invalid(format!(
+                    "servername {name:?} is not a valid TLS server name"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl fmt::Debug for ConnectOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ConnectOptions")
@@ -280,5 +327,77 @@ impl fmt::Debug for ConnectOptions {
             .field("tls_config", &self.tls_config.is_some())
             .field("resolver", &self.resolver.is_some())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The defaults of undici's `buildConnector` (undici 8 for `allowH2`).
+    fn assert_undici_defaults(options: &ConnectOptions) {
+        assert_eq!(options.timeout, Some(Duration::from_secs(10)));
+        assert_eq!(options.max_cached_sessions, 100);
+        assert!(options.keep_alive);
+        assert_eq!(options.keep_alive_initial_delay, Duration::from_secs(60));
+        assert!(options.no_delay);
+        assert!(options.auto_select_family);
+        assert_eq!(
+            options.auto_select_family_attempt_timeout,
+            Duration::from_millis(250)
+        );
+        assert!(options.reject_unauthorized);
+        assert!(options.allow_h2);
+        assert!(!options.prefer_h2);
+        assert_eq!(options.roots, Roots::WebPki);
+        assert_eq!(options.type_of_service, None);
+        assert_eq!(options.socket_path, None);
+        assert_eq!(options.local_address, None);
+        assert_eq!(options.servername, None);
+        assert!(options.ca.is_empty() && options.extra_ca.is_empty());
+        assert!(options.cert.is_none() && options.key.is_none());
+    }
+
+    #[test]
+    fn new_and_default_have_undicis_defaults() {
+        assert_undici_defaults(&ConnectOptions::new());
+        assert_undici_defaults(&ConnectOptions::default());
+    }
+
+    #[test]
+    fn the_defaults_are_valid() {
+        assert!(ConnectOptions::new().validate().is_ok());
+    }
+
+    #[test]
+    fn keep_alive_delays_outside_what_sockets_take_are_invalid() {
+        for delay in [
+            Duration::ZERO,
+            Duration::from_millis(999),
+            Duration::from_secs(32768),
+            Duration::MAX,
+        ] {
+            let err = ConnectOptions::new()
+                .keep_alive_initial_delay(delay)
+                .validate()
+                .unwrap_err();
+            assert_eq!(err.code(), "UND_ERR_INVALID_ARG", "{delay:?}");
+            assert!(
+                err.to_string().contains("keep_alive_initial_delay"),
+                "{err}"
+            );
+        }
+        for delay in [Duration::from_secs(1), Duration::from_secs(32767)] {
+            let options = ConnectOptions::new().keep_alive_initial_delay(delay);
+            assert!(options.validate().is_ok(), "{delay:?}");
+        }
+    }
+
+    #[test]
+    fn the_keep_alive_delay_is_not_checked_while_keep_alive_is_off() {
+        let options = ConnectOptions::new()
+            .keep_alive(false)
+            .keep_alive_initial_delay(Duration::ZERO);
+        assert!(options.validate().is_ok());
     }
 }

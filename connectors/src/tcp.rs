@@ -151,33 +151,53 @@ async fn connect_one(
     local_address: Option<IpAddr>,
     options: &SocketOptions,
 ) -> Result<TcpStream, ConnectError> {
-    let fail = |err| ConnectError::io(err, Some(addr));
+    let before_connect = |err| ConnectError::io(err).with_addrs(None, Some(addr));
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()
     } else {
         TcpSocket::new_v6()
     }
-    .map_err(fail)?;
+    .map_err(before_connect)?;
     if let Some(local) = local_address {
-        socket.bind(SocketAddr::new(local, 0)).map_err(fail)?;
+        socket
+            .bind(SocketAddr::new(local, 0))
+            .map_err(before_connect)?;
     }
-    {
+    // `TcpSocket::connect` consumes the socket, also when it fails; a
+    // second handle on the same socket still answers its local address
+    // afterwards, so that a failed connect can say where it came from
+    // (undici's `SocketError` carries both addresses).
+    let witness = {
         let sock = SockRef::from(&socket);
         if let Some(delay) = options.keep_alive {
             sock.set_tcp_keepalive(&TcpKeepalive::new().with_time(delay))
-                .map_err(fail)?;
+                .map_err(before_connect)?;
         }
         if let Some(tos) = options.type_of_service {
             let tos = u32::from(tos);
             if addr.is_ipv4() {
-                sock.set_tos_v4(tos).map_err(fail)?;
+                sock.set_tos_v4(tos).map_err(before_connect)?;
             } else {
-                sock.set_tclass_v6(tos).map_err(fail)?;
+                sock.set_tclass_v6(tos).map_err(before_connect)?;
             }
         }
+        sock.try_clone().map_err(before_connect)?
+    };
+    let stream = match socket.connect(addr).await {
+        Ok(stream) => stream,
+        Err(err) => {
+            let local = witness
+                .local_addr()
+                .ok()
+                .and_then(|local| local.as_socket())
+                .filter(|local| local.port() != 0);
+            return Err(ConnectError::io(err).with_addrs(local, Some(addr)));
+        }
+    };
+    drop(witness);
+    if let Err(err) = stream.set_nodelay(options.no_delay) {
+        return Err(ConnectError::io(err).with_addrs(stream.local_addr().ok(), Some(addr)));
     }
-    let stream = socket.connect(addr).await.map_err(fail)?;
-    stream.set_nodelay(options.no_delay).map_err(fail)?;
     Ok(stream)
 }
 
@@ -187,6 +207,51 @@ mod tests {
 
     fn addrs(list: &[&str]) -> Vec<SocketAddr> {
         list.iter().map(|a| a.parse().unwrap()).collect()
+    }
+
+    /// Connects to a loopback listener with the socket set up from
+    /// `options`, and answers the client's side of the connection.
+    async fn connected_with(options: &ConnectOptions) -> TcpStream {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let socket = SocketOptions::new(options);
+        connect(&[addr], None, &socket, None).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_client_socket_has_the_default_options() {
+        let stream = connected_with(&ConnectOptions::new()).await;
+        let sock = SockRef::from(&stream);
+
+        assert!(sock.tcp_nodelay().unwrap());
+        assert!(sock.keepalive().unwrap());
+        #[cfg(any(target_os = "linux", target_os = "android", target_vendor = "apple"))]
+        assert_eq!(sock.tcp_keepalive_time().unwrap(), Duration::from_secs(60));
+    }
+
+    #[tokio::test]
+    async fn the_client_socket_has_the_options_that_were_set() {
+        let options = ConnectOptions::new()
+            .keep_alive_initial_delay(Duration::from_secs(7))
+            .type_of_service(0x28);
+        let stream = connected_with(&options).await;
+        let sock = SockRef::from(&stream);
+
+        #[cfg(any(target_os = "linux", target_os = "android", target_vendor = "apple"))]
+        assert_eq!(sock.tcp_keepalive_time().unwrap(), Duration::from_secs(7));
+        assert_eq!(sock.tos_v4().unwrap(), 0x28);
+    }
+
+    #[tokio::test]
+    async fn options_turned_off_are_off_on_the_client_socket() {
+        let options = ConnectOptions::new().no_delay(false).keep_alive(false);
+        let stream = connected_with(&options).await;
+        let sock = SockRef::from(&stream);
+
+        assert!(!sock.tcp_nodelay().unwrap());
+        assert!(!sock.keepalive().unwrap());
+        // Without type_of_service the system's default (0) stays.
+        assert_eq!(sock.tos_v4().unwrap(), 0);
     }
 
     #[test]

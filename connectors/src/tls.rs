@@ -5,7 +5,7 @@ use std::io;
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::{ClientSessionMemoryCache, Resumption};
+use rustls::client::Resumption;
 use rustls::crypto::CryptoProvider;
 use rustls::{
     AlertDescription, CertificateError, ClientConfig, DigitallySignedStruct, HandshakeKind,
@@ -15,9 +15,10 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use tokio_rustls::TlsConnector;
 
-use crate::connection::{TlsInfo, Transport};
+use crate::connection::{ConnectionInfo, TlsInfo, Transport};
 use crate::error::{ConnectError, ConnectErrorKind, TlsFailure};
 use crate::options::{ConnectOptions, Roots};
+use crate::session_cache::SessionCache;
 
 const H1: &[u8] = b"http/1.1";
 const H2: &[u8] = b"h2";
@@ -55,15 +56,15 @@ impl TlsConnectors {
         transport: Transport,
         server_name: &str,
         allow_h2: bool,
+        socket: &ConnectionInfo,
     ) -> Result<(Transport, TlsInfo), ConnectError> {
         let name = ServerName::try_from(server_name.to_owned()).map_err(|_| {
             ConnectError::invalid(format!("{server_name:?} is not a valid TLS server name"))
         })?;
         let connector = if allow_h2 { &self.h2 } else { &self.http1 };
-        let stream = connector
-            .connect(name, transport)
-            .await
-            .map_err(|err| handshake_error(err, server_name))?;
+        let stream = connector.connect(name, transport).await.map_err(|err| {
+            handshake_error(err, server_name).with_addrs(socket.local_addr(), socket.remote_addr())
+        })?;
         let (_, session) = stream.get_ref();
         let info = TlsInfo {
             version: session.protocol_version(),
@@ -137,9 +138,7 @@ fn build_config(options: &ConnectOptions) -> Result<ClientConfig, ConnectError> 
     config.resumption = if options.max_cached_sessions == 0 {
         Resumption::disabled()
     } else {
-        Resumption::store(Arc::new(ClientSessionMemoryCache::new(
-            options.max_cached_sessions,
-        )))
+        Resumption::store(Arc::new(SessionCache::new(options.max_cached_sessions)))
     };
     Ok(config)
 }
@@ -223,7 +222,7 @@ fn handshake_error(err: io::Error, server_name: &str) -> ConnectError {
         .get_ref()
         .and_then(|e| e.downcast_ref::<rustls::Error>())
     else {
-        return ConnectError::io(err, None);
+        return ConnectError::io_in_handshake(err, server_name);
     };
     let failure = classify(tls);
     // The rustls error itself is the source, not the `io::Error` tokio-rustls
@@ -329,6 +328,52 @@ mod tests {
     fn cert_without_key_is_an_invalid_argument() {
         let err = TlsConnectors::new(&ConnectOptions::new().cert("x")).err();
         assert_eq!(err.map(|e| e.code()), Some("UND_ERR_INVALID_ARG"));
+    }
+
+    fn store_len(options: &ConnectOptions) -> usize {
+        root_store(options).unwrap().len()
+    }
+
+    #[cfg(feature = "webpki-roots")]
+    #[test]
+    fn the_default_roots_are_mozillas() {
+        let roots = store_len(&ConnectOptions::new());
+        assert!(roots > 0);
+        assert_eq!(roots, webpki_roots::TLS_SERVER_ROOTS.len());
+    }
+
+    #[cfg(feature = "webpki-roots")]
+    #[test]
+    fn extra_ca_adds_to_the_default_roots() {
+        let pki = undici_test_support::TestPki::new();
+        let other = undici_test_support::TestPki::new();
+        let options = ConnectOptions::new()
+            .extra_ca(pki.ca_pem())
+            .extra_ca(other.ca_pem());
+        assert_eq!(
+            store_len(&options),
+            webpki_roots::TLS_SERVER_ROOTS.len() + 2
+        );
+    }
+
+    #[test]
+    fn ca_replaces_the_default_roots() {
+        let pki = undici_test_support::TestPki::new();
+        assert_eq!(store_len(&ConnectOptions::new().ca(pki.ca_pem())), 1);
+        let both = ConnectOptions::new()
+            .ca(pki.ca_pem())
+            .extra_ca(undici_test_support::TestPki::new().ca_pem());
+        assert_eq!(store_len(&both), 2);
+    }
+
+    #[test]
+    fn empty_roots_trust_only_what_is_given() {
+        assert_eq!(store_len(&ConnectOptions::new().roots(Roots::Empty)), 0);
+        let pki = undici_test_support::TestPki::new();
+        let options = ConnectOptions::new()
+            .roots(Roots::Empty)
+            .extra_ca(pki.ca_pem());
+        assert_eq!(store_len(&options), 1);
     }
 
     #[test]

@@ -77,6 +77,30 @@ async fn a_closed_port_is_refused() {
     );
 }
 
+#[tokio::test]
+async fn a_refused_connect_carries_the_local_and_remote_address() {
+    let addr = closed_port();
+    let local = second_loopback();
+    let connector = build_connector(ConnectOptions::new().local_address(local)).unwrap();
+
+    let err = connector.connect(http(addr)).await.unwrap_err();
+
+    assert_eq!(err.code(), "ECONNREFUSED");
+    assert_eq!(err.remote_addr(), Some(addr));
+    // The socket was bound before connecting, so it has a local address
+    // with a port of its own.
+    let local_addr = err
+        .local_addr()
+        .expect("a bound socket has a local address");
+    assert_eq!(local_addr.ip(), local);
+    assert_ne!(local_addr.port(), 0);
+    assert!(
+        err.to_string()
+            .ends_with(&format!(" (local {local_addr}, remote {addr})")),
+        "{err}"
+    );
+}
+
 /// Linux routes all of 127.0.0.0/8 to the loopback interface, so binding
 /// 127.0.0.2 shows that the local address was used (127.0.0.1 would be
 /// chosen anyway). Elsewhere only 127.0.0.1 is sure to exist.
@@ -135,14 +159,54 @@ async fn a_local_address_of_the_other_family_is_an_invalid_argument() {
 #[tokio::test]
 async fn socket_options_do_not_prevent_connecting() {
     let server = TestServer::http1(handlers::hello).await;
-    // There is no portable way to read IP_TOS back on the server side, so
-    // this only shows that setting it (and the other options) works.
+    // The options as the client socket has them are read back in the unit
+    // tests of `tcp.rs`; this shows that a connection with them works.
     let options = ConnectOptions::new()
         .type_of_service(0x10)
         .no_delay(false)
         .keep_alive(true)
         .keep_alive_initial_delay(Duration::from_secs(5));
     let connector = build_connector(options).unwrap();
+
+    let mut connection = connector.connect(http(server.addr())).await.unwrap();
+
+    let response = common::get(&mut connection, "127.0.0.1").await.unwrap();
+    assert_eq!(response.status, 200);
+}
+
+#[tokio::test]
+async fn keep_alive_delays_sockets_cannot_take_are_rejected_by_build_connector() {
+    // Linux refuses a zero TCP_KEEPIDLE, so this would fail every connect.
+    for delay in [Duration::ZERO, Duration::from_millis(500)] {
+        let err =
+            build_connector(ConnectOptions::new().keep_alive_initial_delay(delay)).unwrap_err();
+        assert_eq!(err.code(), "UND_ERR_INVALID_ARG");
+        assert!(
+            err.to_string().contains("keep_alive_initial_delay"),
+            "{err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn keep_alive_delays_at_both_ends_of_the_range_connect() {
+    let server = TestServer::http1(handlers::hello).await;
+    for delay in [Duration::from_secs(1), Duration::from_secs(32767)] {
+        let options = ConnectOptions::new().keep_alive_initial_delay(delay);
+        let connector = build_connector(options).unwrap();
+        connector.connect(http(server.addr())).await.unwrap();
+    }
+    let off = ConnectOptions::new()
+        .keep_alive(false)
+        .keep_alive_initial_delay(Duration::ZERO);
+    let connector = build_connector(off).unwrap();
+    connector.connect(http(server.addr())).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_timeout_of_duration_max_is_no_deadline() {
+    let server = TestServer::http1(handlers::hello).await;
+    let connector = build_connector(ConnectOptions::new().timeout(Duration::MAX)).unwrap();
 
     let mut connection = connector.connect(http(server.addr())).await.unwrap();
 
@@ -206,19 +270,28 @@ async fn a_resolver_that_finds_nothing_is_enotfound() {
 }
 
 #[tokio::test]
-async fn an_unknown_name_is_enotfound_with_the_system_resolver() {
-    // `.invalid` never resolves (RFC 6761), so nothing leaves the machine
-    // that a resolver would answer.
-    let connector = build_connector(ConnectOptions::new()).unwrap();
+async fn a_name_the_resolver_cannot_find_is_enotfound() {
+    // A resolver that knows no name, as getaddrinfo answers EAI_NONAME:
+    // no test asks the system resolver, which may reach a DNS server.
+    let resolver = Resolver::new(tower::service_fn(|name: Name| async move {
+        Err::<Vec<IpAddr>, _>(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{name}: name not found"),
+        ))
+    }));
+    let connector = build_connector(ConnectOptions::new().resolver(resolver)).unwrap();
 
     let err = connector
-        .connect(Destination::new(Scheme::Http, "nonexistent.invalid", 80))
+        .connect(Destination::new(Scheme::Http, "nowhere.test", 80))
         .await
         .unwrap_err();
 
     assert_eq!(err.code(), "ENOTFOUND");
     assert!(err.is_dns());
-    assert!(err.to_string().contains("nonexistent.invalid"), "{err}");
+    assert_eq!(err.to_string(), "getaddrinfo ENOTFOUND nowhere.test");
+    let cause = std::error::Error::source(&err).map(ToString::to_string);
+    assert_eq!(cause.as_deref(), Some("nowhere.test: name not found"));
+    assert_eq!(err.remote_addr(), None);
 }
 
 #[tokio::test]

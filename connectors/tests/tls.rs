@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use rustls::{AlertDescription, CertificateError};
 use tokio::io::AsyncReadExt;
 use undici_connectors::{
-    build_connector, fingerprint256, ConnectError, ConnectOptions, Connection, Destination, Scheme,
-    TlsFailure,
+    build_connector, fingerprint256, ConnectError, ConnectOptions, Connection, Connector,
+    Destination, Scheme, TlsFailure,
 };
 use undici_test_support::certs::{CertifiedKey, TestPki};
 use undici_test_support::{handlers, RawServer, TestServer};
@@ -147,6 +147,10 @@ async fn a_certificate_from_an_unknown_ca_is_rejected() {
     );
 }
 
+// That the default store is Mozilla's (not empty) and that `extra_ca` adds
+// to it while `ca` replaces it is checked on the built store, in the unit
+// tests of `tls.rs`: no server here can present a chain to a public root.
+
 #[tokio::test]
 async fn the_default_roots_do_not_trust_a_private_ca() {
     let pki = TestPki::new();
@@ -155,17 +159,29 @@ async fn the_default_roots_do_not_trust_a_private_ca() {
     let err = connect_err(ConnectOptions::new(), https(&server)).await;
 
     assert_eq!(err.tls_failure(), Some(TlsFailure::UnknownIssuer));
+    assert_eq!(err.code(), "UNABLE_TO_GET_ISSUER_CERT_LOCALLY");
+    assert_eq!(
+        rustls_error(&err),
+        Some(&rustls::Error::InvalidCertificate(
+            CertificateError::UnknownIssuer
+        ))
+    );
 }
 
 #[tokio::test]
-async fn extra_ca_adds_to_the_roots() {
+async fn extra_ca_is_trusted_besides_the_default_roots() {
     let pki = TestPki::new();
     let server = tls_server(&pki, &pki.server_cert(&["localhost"])).await;
     let connector = build_connector(ConnectOptions::new().extra_ca(pki.ca_pem())).unwrap();
 
-    let connection = connector.connect(https(&server)).await.unwrap();
+    let mut connection = connector.connect(https(&server)).await.unwrap();
 
-    assert!(connection.info().tls().is_some());
+    assert_eq!(
+        connection.info().tls().unwrap().issuer_certificate(),
+        Some(&pki.ca_der())
+    );
+    let response = common::get(&mut connection, "localhost").await.unwrap();
+    assert_eq!(response.status, 200);
 }
 
 #[tokio::test]
@@ -272,6 +288,70 @@ async fn a_second_connection_resumes_the_session_of_the_first() {
     assert!(!first.info().tls().unwrap().is_resumed());
     assert!(second.info().tls().unwrap().is_resumed());
     assert_eq!(server.resumed_sessions(), vec![false, true]);
+}
+
+/// Connects to `host` (a name on `server`'s certificate) and reads the
+/// response, which is what stores the server's TLS 1.3 tickets; answers
+/// whether the handshake resumed a session.
+async fn resumed(connector: &Connector, server: &TestServer, host: &str) -> bool {
+    let destination =
+        Destination::new(Scheme::Https, host, server.addr().port()).addresses(vec![server.addr()]);
+    let mut connection = connector.connect(destination).await.unwrap();
+    let response = common::get(&mut connection, host).await.unwrap();
+    assert_eq!(response.status, 200);
+    connection.info().tls().unwrap().is_resumed()
+}
+
+async fn two_host_server(pki: &TestPki) -> TestServer {
+    tls_server(pki, &pki.server_cert(&["a.test", "b.test"])).await
+}
+
+#[tokio::test]
+async fn max_cached_sessions_counts_hosts_not_tickets() {
+    let pki = TestPki::new();
+    let server = two_host_server(&pki).await;
+    // Room for two hosts: rustls's own cache would make that one server
+    // (it counts 8 tickets per server) and forget a.test for b.test.
+    let connector = build_connector(trusting(&pki).max_cached_sessions(2)).unwrap();
+
+    let first_a = resumed(&connector, &server, "a.test").await;
+    let first_b = resumed(&connector, &server, "b.test").await;
+    let again_a = resumed(&connector, &server, "a.test").await;
+
+    assert_eq!((first_a, first_b, again_a), (false, false, true));
+    server.wait_for_tls_handshakes(3).await;
+    assert_eq!(server.resumed_sessions(), vec![false, false, true]);
+}
+
+#[tokio::test]
+async fn a_host_pushed_out_of_the_session_cache_does_a_full_handshake() {
+    let pki = TestPki::new();
+    let server = two_host_server(&pki).await;
+    let connector = build_connector(trusting(&pki).max_cached_sessions(1)).unwrap();
+
+    let first_a = resumed(&connector, &server, "a.test").await;
+    // b.test takes the only place: a.test's sessions are forgotten.
+    let first_b = resumed(&connector, &server, "b.test").await;
+    let again_a = resumed(&connector, &server, "a.test").await;
+    // ... and a.test, now the cached host, resumes.
+    let third_a = resumed(&connector, &server, "a.test").await;
+
+    assert_eq!(
+        (first_a, first_b, again_a, third_a),
+        (false, false, false, true)
+    );
+    server.wait_for_tls_handshakes(4).await;
+    assert_eq!(server.resumed_sessions(), vec![false, false, false, true]);
+}
+
+#[tokio::test]
+async fn a_huge_max_cached_sessions_resumes_without_allocating_for_it() {
+    let pki = TestPki::new();
+    let server = two_host_server(&pki).await;
+    let connector = build_connector(trusting(&pki).max_cached_sessions(usize::MAX)).unwrap();
+
+    assert!(!resumed(&connector, &server, "a.test").await);
+    assert!(resumed(&connector, &server, "a.test").await);
 }
 
 #[tokio::test]
@@ -445,18 +525,71 @@ async fn tls_runs_over_a_stream_handed_in() {
     let server = tls_server(&pki, &pki.server_cert(&["localhost"])).await;
     let connector = build_connector(trusting(&pki)).unwrap();
     let stream = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    let local = stream.local_addr().unwrap();
     let destination =
         Destination::new(Scheme::Https, "localhost", server.addr().port()).http_socket(stream);
     assert!(destination.has_http_socket());
 
     let mut connection = connector.connect(destination).await.unwrap();
 
+    assert_eq!(connection.info().local_addr(), Some(local));
+    assert_eq!(connection.info().remote_addr(), Some(server.addr()));
     let tls = connection.info().tls().unwrap();
     assert_eq!(tls.version(), Some("TLSv1.3"));
     assert_eq!(tls.server_name(), "localhost");
     let response = common::get(&mut connection, "localhost").await.unwrap();
     assert_eq!(response.body, "hello world");
     assert_eq!(server.connections_accepted(), 1);
+}
+
+#[tokio::test]
+async fn tls_over_a_connection_handed_in_keeps_its_addresses() {
+    // A plain connection of ours, as a proxy tunnel would be, carries the
+    // TLS to the server.
+    let pki = TestPki::new();
+    let server = tls_server(&pki, &pki.server_cert(&["localhost"])).await;
+    let connector = build_connector(trusting(&pki)).unwrap();
+    let tunnel = connector
+        .connect(Destination::new(
+            Scheme::Http,
+            "127.0.0.1",
+            server.addr().port(),
+        ))
+        .await
+        .unwrap();
+    let tunnel_info = tunnel.info().clone();
+    let destination =
+        Destination::new(Scheme::Https, "localhost", server.addr().port()).http_socket(tunnel);
+
+    let mut connection = connector.connect(destination).await.unwrap();
+
+    let info = connection.info();
+    assert_eq!(info.local_addr(), tunnel_info.local_addr());
+    assert_eq!(info.remote_addr(), Some(server.addr()));
+    assert_eq!(info.tls().unwrap().server_name(), "localhost");
+    let response = common::get(&mut connection, "localhost").await.unwrap();
+    assert_eq!(response.body, "hello world");
+}
+
+#[tokio::test]
+async fn a_stream_that_cannot_tell_its_addresses_has_none() {
+    let pki = TestPki::new();
+    let server = tls_server(&pki, &pki.server_cert(&["localhost"])).await;
+    let connector = build_connector(trusting(&pki)).unwrap();
+    let (read, write) = tokio::net::TcpStream::connect(server.addr())
+        .await
+        .unwrap()
+        .into_split();
+    let stream = tokio::io::join(read, write);
+    let destination =
+        Destination::new(Scheme::Https, "localhost", server.addr().port()).http_socket(stream);
+
+    let mut connection = connector.connect(destination).await.unwrap();
+
+    assert_eq!(connection.info().local_addr(), None);
+    assert_eq!(connection.info().remote_addr(), None);
+    let response = common::get(&mut connection, "localhost").await.unwrap();
+    assert_eq!(response.status, 200);
 }
 
 #[tokio::test]
@@ -512,6 +645,61 @@ async fn a_server_that_does_not_speak_tls_is_a_tls_error() {
     assert!(err.is_tls(), "{err:?}");
     assert_eq!(err.tls_failure(), Some(TlsFailure::Other));
     assert!(rustls_error(&err).is_some(), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_reset_during_the_handshake_is_a_socket_error_with_both_addresses() {
+    // Reads the ClientHello, then closes with a RST instead of answering.
+    let server = RawServer::new(|mut conn| async move {
+        if conn.read_some().await.is_ok() {
+            let _ = conn.reset();
+        }
+    })
+    .await;
+    let destination = Destination::new(Scheme::Https, "localhost", server.addr().port())
+        .addresses(vec![server.addr()]);
+
+    let err = connect_err(ConnectOptions::new(), destination).await;
+
+    assert_eq!(err.code(), "ECONNRESET", "{err:?}");
+    assert!(!err.is_tls(), "{err:?}");
+    assert_eq!(err.remote_addr(), Some(server.addr()));
+    let local = err
+        .local_addr()
+        .expect("a connected socket has a local address");
+    assert_eq!(server.peer_addrs(), vec![local]);
+    let message = err.to_string();
+    assert!(
+        message.starts_with("TLS handshake with \"localhost\" failed"),
+        "{message}"
+    );
+    assert!(
+        message.ends_with(&format!(" (local {local}, remote {})", server.addr())),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_tls_failure_carries_the_addresses_of_the_socket() {
+    let pki = TestPki::new();
+    let server = tls_server(&pki, &pki.server_cert(&["localhost"])).await;
+
+    let err = connect_err(ConnectOptions::new(), https(&server)).await;
+
+    assert_eq!(err.tls_failure(), Some(TlsFailure::UnknownIssuer));
+    assert_eq!(err.remote_addr(), Some(server.addr()));
+    let local = err
+        .local_addr()
+        .expect("a connected socket has a local address");
+    assert_eq!(server.peer_addrs(), vec![local]);
+}
+
+#[tokio::test]
+async fn an_invalid_servername_option_is_rejected_by_build_connector() {
+    let err = build_connector(ConnectOptions::new().servername("not a name!")).unwrap_err();
+
+    assert_eq!(err.code(), "UND_ERR_INVALID_ARG");
+    assert!(err.to_string().contains("not a name!"), "{err}");
 }
 
 #[tokio::test]
