@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use common::{get, get_text, within, PATIENCE};
-use undici_dispatcher::{Body, Client, DispatcherExt, Pool};
+use undici_dispatcher::{Body, Client, Dispatcher, DispatcherExt, EventKind, Pool};
 use undici_test_support::{body, handlers, Gate, TestPki, TestServer};
 
 #[tokio::test]
@@ -85,7 +85,7 @@ async fn counting_h2c_server(max_streams: u32) -> (TestServer, Arc<AtomicUsize>,
 }
 
 #[tokio::test]
-async fn the_servers_stream_limit_is_respected() {
+async fn the_servers_stream_limit_lowers_ours_and_the_rest_wait_in_our_queue() {
     let (server, peak, release) = counting_h2c_server(5).await;
     let client = Client::builder().h2c(true).build(server.url()).unwrap();
     let requests: Vec<_> = (0..20)
@@ -94,19 +94,67 @@ async fn the_servers_stream_limit_is_respected() {
             tokio::spawn(async move { get_text(&client, "/").await })
         })
         .collect();
+    // Five streams run at once, exactly the server's limit; the other
+    // fifteen wait in the client's queue, where its stats see them.
+    within(PATIENCE, server.wait_for_requests_received(5)).await;
+    within(PATIENCE, async {
+        while client.stats().pending != 15 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    let stats = client.stats();
+    assert_eq!((stats.running, stats.pending), (5, 15), "{stats:?}");
+    assert!(client.is_busy());
     for served in 0..20 {
-        server.wait_for_requests_received(served + 1).await;
+        within(PATIENCE, server.wait_for_requests_received(served + 1)).await;
         release.open_one();
     }
     for request in requests {
         assert_eq!(within(PATIENCE, request).await.unwrap().unwrap(), "done");
     }
-    assert!(
-        peak.load(Ordering::SeqCst) <= 5,
-        "peak {}",
-        peak.load(Ordering::SeqCst)
-    );
+    assert_eq!(peak.load(Ordering::SeqCst), 5);
     assert_eq!(server.connections_accepted(), 1);
+}
+
+#[tokio::test]
+async fn an_unlimited_pool_opens_another_connection_when_the_servers_streams_are_taken() {
+    let (server, peak, release) = counting_h2c_server(5).await;
+    let pool = Pool::builder().h2c(true).build(server.url()).unwrap();
+    let requests: Vec<_> = (0..12)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move { get_text(&pool, "/").await })
+        })
+        .collect();
+    within(PATIENCE, server.wait_for_requests_received(12)).await;
+    assert_eq!(server.connections_accepted(), 3);
+    for _ in 0..12 {
+        release.open_one();
+    }
+    for request in requests {
+        assert_eq!(within(PATIENCE, request).await.unwrap().unwrap(), "done");
+    }
+    assert_eq!(peak.load(Ordering::SeqCst), 12);
+}
+
+#[tokio::test]
+async fn a_goaway_retires_the_connection_and_its_disconnect_says_und_err_info() {
+    let server = TestServer::h2c(handlers::hello).await;
+    let client = Client::builder().h2c(true).build(server.url()).unwrap();
+    let mut events = client.events();
+    assert_eq!(get_text(&client, "/").await.unwrap(), "hello world");
+    server.graceful_shutdown_connections();
+    let disconnect = within(PATIENCE, events.next_of(EventKind::Disconnect))
+        .await
+        .unwrap();
+    let error = disconnect
+        .error
+        .expect("a GOAWAY disconnect carries an error");
+    assert_eq!(error.code(), "UND_ERR_INFO", "{error}");
+    // The next request goes to a new connection.
+    assert_eq!(get_text(&client, "/").await.unwrap(), "hello world");
+    assert_eq!(server.connections_accepted(), 2);
 }
 
 #[tokio::test]

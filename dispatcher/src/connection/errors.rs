@@ -116,13 +116,18 @@ fn parse_error(err: hyper::Error) -> Error {
         .with_source(err)
 }
 
+/// undici's `InformationalError` for a connection the server said GOAWAY
+/// on.
+pub(crate) fn goaway() -> Error {
+    Error::new(
+        ErrorKind::Informational,
+        "HTTP/2: \"GOAWAY\" frame received",
+    )
+}
+
 fn from_h2(err: &h2::Error, socket: SocketInfo) -> Error {
     if err.is_go_away() {
-        return Error::new(
-            ErrorKind::Informational,
-            "HTTP/2: \"GOAWAY\" frame received",
-        )
-        .with_socket(socket);
+        return goaway().with_socket(socket);
     }
     if let Some(io) = err.get_io() {
         if let Some(error) = from_io(io, Phase::Connection) {

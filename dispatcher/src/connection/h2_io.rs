@@ -1,4 +1,5 @@
-//! `H2Io`: the IO under an HTTP/2 connection, with a switch that fails it.
+//! `H2Io`: the IO under an HTTP/2 connection, with a switch that fails it
+//! and a watch on the frames the server sends.
 //!
 //! hyper drives an HTTP/2 connection in a task of its own, which keeps
 //! running while any stream is open even once our handle on the
@@ -6,6 +7,9 @@
 //! the pool therefore fails its IO: every read and write after
 //! [`KillSwitch::kill`] is an error, the connection task ends, and each
 //! open stream fails with it.
+//!
+//! hyper does not say what the server's SETTINGS allow or when a GOAWAY
+//! came either; the [`FrameWatch`] on the read side does.
 
 use std::io;
 use std::pin::Pin;
@@ -15,6 +19,8 @@ use std::task::{Context, Poll};
 
 use futures_util::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::h2_frames::{FrameWatch, H2Signals};
 
 /// Fails the IO it was given to, waking a read or write waiting on it.
 #[derive(Debug, Default)]
@@ -46,17 +52,24 @@ impl KillSwitch {
 }
 
 pin_project_lite::pin_project! {
-    /// An HTTP/2 connection's IO and its kill switch.
+    /// An HTTP/2 connection's IO, its kill switch and its frame watch.
     pub(crate) struct H2Io<T> {
         #[pin]
         inner: T,
         switch: Arc<KillSwitch>,
+        watch: FrameWatch,
+        signals: Arc<H2Signals>,
     }
 }
 
 impl<T> H2Io<T> {
-    pub(crate) fn new(inner: T, switch: Arc<KillSwitch>) -> Self {
-        H2Io { inner, switch }
+    pub(crate) fn new(inner: T, switch: Arc<KillSwitch>, signals: Arc<H2Signals>) -> Self {
+        H2Io {
+            inner,
+            switch,
+            watch: FrameWatch::default(),
+            signals,
+        }
     }
 }
 
@@ -68,7 +81,12 @@ impl<T: AsyncRead> AsyncRead for H2Io<T> {
     ) -> Poll<io::Result<()>> {
         let this = self.project();
         this.switch.check(&this.switch.reader, cx)?;
-        this.inner.poll_read(cx, buf)
+        let before = buf.filled().len();
+        let read = this.inner.poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = read {
+            this.watch.observe(&buf.filled()[before..], this.signals);
+        }
+        read
     }
 }
 
@@ -117,7 +135,7 @@ mod tests {
     async fn a_killed_io_fails_a_pending_read_and_later_writes() {
         let (ours, mut theirs) = tokio::io::duplex(64);
         let switch = Arc::new(KillSwitch::default());
-        let mut io = H2Io::new(ours, switch.clone());
+        let mut io = H2Io::new(ours, switch.clone(), Arc::default());
         theirs.write_all(b"ping").await.unwrap();
         let mut buf = [0u8; 4];
         io.read_exact(&mut buf).await.unwrap();

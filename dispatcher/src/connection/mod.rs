@@ -4,6 +4,7 @@
 mod body;
 mod budget;
 mod errors;
+mod h2_frames;
 mod h2_io;
 mod lease;
 mod open;

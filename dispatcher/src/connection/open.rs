@@ -15,6 +15,7 @@ use crate::error::{Error, SocketInfo};
 use crate::Body;
 
 use super::errors::{self, Phase};
+use super::h2_frames::H2Signals;
 use super::h2_io::{H2Io, KillSwitch};
 use super::lease::Sender;
 use super::pool::{IdleCheck, Recheck, Shared};
@@ -80,10 +81,10 @@ async fn handshake_h2(shared: Arc<Shared>, connection: Connection, socket: Socke
         .max_header_list_size(u32::try_from(options.max_header_size).unwrap_or(u32::MAX))
         .keep_alive_interval(options.ping_interval)
         .keep_alive_while_idle(true);
-    let switch = Arc::new(KillSwitch::default());
-    let io = TokioIo::new(H2Io::new(connection, switch.clone()));
-    match builder.handshake::<_, Body>(io).await {
-        Ok((sender, conn)) => drive(shared, Sender::H2(sender), conn, socket, Some(switch)).await,
+    let control = H2Control::default();
+    let io = H2Io::new(connection, control.switch.clone(), control.signals.clone());
+    match builder.handshake::<_, Body>(TokioIo::new(io)).await {
+        Ok((sender, conn)) => drive(shared, Sender::H2(sender), conn, socket, Some(control)).await,
         Err(err) => shared.connect_failed(errors::from_hyper(err, Phase::Connection, socket)),
     }
 }
@@ -93,15 +94,13 @@ async fn handshake_h2(shared: Arc<Shared>, connection: Connection, socket: Socke
 ///
 /// The task holds the pool weakly: once every handle and every request is
 /// gone, the pool is dropped and its connections close with it. An
-/// HTTP/2 connection comes with the switch that fails its IO: hyper's
-/// HTTP/2 task outlives `conn` while streams are open, so dropping `conn`
-/// alone would not end them.
+/// HTTP/2 connection comes with its [`H2Control`].
 async fn drive<C>(
     shared: Arc<Shared>,
     sender: Sender,
     conn: C,
     socket: SocketInfo,
-    switch: Option<Arc<KillSwitch>>,
+    h2: Option<H2Control>,
 ) where
     C: Future<Output = hyper::Result<()>>,
 {
@@ -125,8 +124,8 @@ async fn drive<C>(
             result = &mut conn => break result.err(),
             signal = &mut close, if pooled => match signal {
                 Ok(()) => {
-                    if let Some(switch) = &switch {
-                        switch.kill();
+                    if let Some(h2) = &h2 {
+                        h2.switch.kill();
                     }
                     break None;
                 }
@@ -136,6 +135,10 @@ async fn drive<C>(
                 Err(_) if pool.strong_count() == 0 => break None,
                 Err(_) => pooled = false,
             },
+            () = frames_changed(h2.as_ref()), if pooled => {
+                let (Some(shared), Some(h2)) = (pool.upgrade(), &h2) else { break None };
+                shared.h2_frames_seen(key, id, h2.signals.max_streams(), h2.signals.goaway());
+            }
             () = poll_fn(|cx| recheck.poll(cx)), if pooled => {
                 idle.as_mut().reset(Instant::now());
             }
@@ -151,7 +154,32 @@ async fn drive<C>(
     // Closing: dropping hyper's connection closes the socket.
     drop(conn);
     if let Some(shared) = pool.upgrade() {
-        let error = ended.map(|err| errors::from_hyper(err, Phase::Connection, socket));
+        let error = match ended {
+            Some(err) => Some(errors::from_hyper(err, Phase::Connection, socket)),
+            // A graceful end after a GOAWAY is still the server's doing.
+            None => h2
+                .filter(|h2| h2.signals.goaway())
+                .map(|_| errors::goaway().with_socket(socket)),
+        };
         shared.disconnected(key, id, error);
+    }
+}
+
+/// What the pool holds of an HTTP/2 connection besides hyper's handle:
+/// the switch that fails its IO (hyper's HTTP/2 task outlives `conn`
+/// while streams are open, so dropping `conn` alone would not end them),
+/// and what the server's frames said.
+#[derive(Default)]
+struct H2Control {
+    switch: Arc<KillSwitch>,
+    signals: Arc<H2Signals>,
+}
+
+/// Resolves when the server's SETTINGS or GOAWAY said something new;
+/// never for HTTP/1.
+async fn frames_changed(h2: Option<&H2Control>) {
+    match h2 {
+        Some(h2) => h2.signals.changed().await,
+        None => std::future::pending().await,
     }
 }

@@ -35,6 +35,7 @@ use crate::events::{EventBus, EventKind};
 use crate::origin::Origin;
 
 use super::budget::ConnectionBudget;
+use super::errors;
 use super::lease::{Lease, Sender};
 use super::open;
 
@@ -131,7 +132,12 @@ struct Conn {
     sender: Option<Sender>,
     h2: bool,
     streams: usize,
+    /// For HTTP/2, one stream until the server's first SETTINGS says how
+    /// many it takes (undici holds a new session busy until then), then
+    /// the lower of its limit and ours.
     max_streams: usize,
+    /// HTTP/2: the server's first SETTINGS has been read.
+    settled: bool,
     served: u32,
     idle_since: Instant,
     keep_alive: Duration,
@@ -391,8 +397,12 @@ impl Shared {
         let total = st.conns.len() + st.connecting;
         let room = self.limit.map_or(usize::MAX, |l| l.saturating_sub(total));
         let wanted = match st.protocol {
-            // One new HTTP/2 connection serves a whole queue.
-            Some(Protocol::Http2) => usize::from(st.connecting == 0),
+            // One new HTTP/2 connection serves a whole queue, and none is
+            // opened while one still waits for the server's SETTINGS: it
+            // may take them all.
+            Some(Protocol::Http2) => {
+                usize::from(st.connecting == 0 && st.h2.iter().all(|&key| st.conns[key].settled))
+            }
             // The first connection is still finding out: wait for it.
             None if self.may_speak_h2() && total > 0 => 0,
             None if self.may_speak_h2() => 1,
@@ -493,10 +503,11 @@ impl Shared {
             if conn.streams == 0 {
                 conn.idle_since = now;
             }
+            let idle = conn.streams == 0;
             if outcome == Outcome::Retire {
-                st.h2.retain(|&k| k != key);
+                retire_h2(st, key);
             }
-            if conn.streams == 0 && !st.h2.contains(&key) {
+            if idle && !st.h2.contains(&key) {
                 self.remove(st, key, after);
             }
             return;
@@ -580,11 +591,8 @@ impl Shared {
                 sender: Some(sender),
                 h2,
                 streams: 0,
-                max_streams: if h2 {
-                    self.options.max_concurrent_streams as usize
-                } else {
-                    1
-                },
+                max_streams: 1,
+                settled: !h2,
                 served: 0,
                 idle_since: now,
                 keep_alive: self.keep_alive_default(),
@@ -721,6 +729,45 @@ impl Shared {
             now + conn.keep_alive.max(Duration::from_millis(100))
         };
         IdleCheck::Recheck(next)
+    }
+
+    /// The server's frames on an HTTP/2 connection said something: its
+    /// stream limit (`max_streams`, once its first SETTINGS came), or that
+    /// it is going away (no new stream starts on it; its disconnect will
+    /// say `UND_ERR_INFO`, as undici's does on a GOAWAY).
+    pub(crate) fn h2_frames_seen(
+        self: &Arc<Self>,
+        key: usize,
+        id: u64,
+        max_streams: Option<u32>,
+        goaway: bool,
+    ) {
+        let mut after = AfterUnlock::default();
+        {
+            let mut st = self.lock();
+            let ours = self.options.max_concurrent_streams as usize;
+            let Some(conn) = st.conns.get_mut(key).filter(|c| c.id == id) else {
+                return;
+            };
+            if let Some(max) = max_streams {
+                conn.max_streams = usize::try_from(max).unwrap_or(usize::MAX).min(ours);
+                conn.settled = true;
+            }
+            let idle = conn.streams == 0;
+            let conn_socket = conn.socket;
+            if goaway && st.h2.contains(&key) {
+                retire_h2(&mut st, key);
+                st.failures
+                    .push((id, errors::goaway().with_socket(conn_socket)));
+                if idle {
+                    self.remove(&mut st, key, &mut after);
+                }
+            }
+            self.serve_queue(&mut st, &mut after);
+            self.reserve_connects(&mut st, &mut after);
+            self.update_busy(&mut st, &mut after);
+        }
+        self.after_unlock(after);
     }
 
     /// Counts a request waiting at the readiness gate (or holding the
@@ -966,6 +1013,12 @@ impl Shared {
             Ok(Some(rx))
         }
     }
+}
+
+/// Takes an HTTP/2 connection out of the ones new requests may use; it
+/// stays in the pool until its streams end.
+fn retire_h2(st: &mut State, key: usize) {
+    st.h2.retain(|&k| k != key);
 }
 
 /// Tells the `preconnect` callers how opening went.
