@@ -32,9 +32,11 @@ async fn main() -> Result<(), Error> {
     let late = http::Request::get("/")
         .body(Body::empty())
         .expect("a valid request");
-    match client.request(late).await {
-        Ok(response) => println!("unexpected: {}", response.status()),
-        Err(err) => println!("after close: {}", err.code()),
-    }
+    let err = client
+        .request(late)
+        .await
+        .expect_err("a closed client refuses new requests");
+    println!("after close: {}", err.code());
+    assert_eq!(err.code(), "UND_ERR_CLOSED");
     Ok(())
 }

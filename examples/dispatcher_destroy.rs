@@ -38,17 +38,22 @@ async fn main() -> Result<(), Error> {
     arrived.recv().await;
     client.destroy(None).await;
     println!("Client destroyed");
-    match running.await.expect("the request task") {
-        Ok(response) => println!("unexpected: {}", response.status()),
-        Err(err) => println!("request failed: {err}"),
-    }
+    let err = running
+        .await
+        .expect("the request task")
+        .expect_err("destroy aborts the running request");
+    println!("request failed: {err}");
+    assert_eq!(err.code(), "UND_ERR_DESTROYED");
     // Afterwards every request is refused.
     let late = http::Request::get("/")
         .body(Body::empty())
         .expect("a valid request");
-    if let Err(err) = client.request(late).await {
-        println!("after destroy: {}", err.code());
-    }
+    let err = client
+        .request(late)
+        .await
+        .expect_err("a destroyed client refuses new requests");
+    println!("after destroy: {}", err.code());
+    assert_eq!(err.code(), "UND_ERR_DESTROYED");
 
     // `dispatcher.destroy(new Error('shutting down'))`: with a reason.
     let client = Client::new(server.url())?;
@@ -65,9 +70,11 @@ async fn main() -> Result<(), Error> {
     client
         .destroy(Some(Error::new(ErrorKind::Aborted, "shutting down")))
         .await;
-    match running.await.expect("the request task") {
-        Ok(response) => println!("unexpected: {}", response.status()),
-        Err(err) => println!("request failed with the reason: {err}"),
-    }
+    let err = running
+        .await
+        .expect("the request task")
+        .expect_err("destroy aborts the running request with its reason");
+    println!("request failed with the reason: {err}");
+    assert_eq!(err.message(), "shutting down");
     Ok(())
 }

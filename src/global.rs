@@ -2,8 +2,12 @@
 
 use std::sync::{PoisonError, RwLock};
 
+use std::future::Future;
+
+use tokio::io::AsyncWrite;
 use undici_dispatcher::{
-    Agent, Body, BoxDispatcher, Dispatcher, DispatcherExt, Error, Request, Response,
+    Agent, Body, BoxDispatcher, BoxError, ConnectData, Dispatcher, DispatcherExt, Error, Handler,
+    Pipeline, Request, RequestOptions, Response, StreamData, StreamFactoryData, UpgradeData,
 };
 
 static GLOBAL: RwLock<Option<BoxDispatcher>> = RwLock::new(None);
@@ -62,6 +66,17 @@ impl IntoRequest for String {
     }
 }
 
+/// A URL to GET with undici's per-request options, as undici's
+/// `request(url, options)`.
+impl<U: IntoRequest> IntoRequest for (U, RequestOptions) {
+    fn into_request(self) -> Result<Request, Error> {
+        let (target, options) = self;
+        let mut request = target.into_request()?;
+        *RequestOptions::of_mut(&mut request) = options;
+        Ok(request)
+    }
+}
+
 impl IntoRequest for http::Uri {
     fn into_request(self) -> Result<Request, Error> {
         let mut request = Request::new(Body::empty());
@@ -87,4 +102,62 @@ impl IntoRequest for http::Uri {
 pub async fn request(request: impl IntoRequest) -> Result<Response, Error> {
     let request = request.into_request()?;
     global_dispatcher().request(request).await
+}
+
+/// undici's top-level `stream()` on the global dispatcher: see
+/// [`DispatcherExt::stream`].
+pub fn stream<F, W, E>(
+    request: impl IntoRequest,
+    factory: F,
+) -> impl Future<Output = Result<StreamData, Error>> + Send
+where
+    F: FnOnce(&StreamFactoryData) -> Result<W, E> + Send,
+    W: AsyncWrite + Unpin + Send,
+    E: Into<BoxError>,
+{
+    let request = request.into_request();
+    async move { global_dispatcher().stream(request?, factory).await }
+}
+
+/// undici's top-level `pipeline()` on the global dispatcher: see
+/// [`DispatcherExt::pipeline`]. `request` is the head; what is written
+/// into the pipeline is its body.
+pub fn pipeline<H>(request: http::Request<()>, handler: H) -> Pipeline
+where
+    H: FnOnce(Response) -> Result<Body, Error> + Send + 'static,
+{
+    global_dispatcher().pipeline(request, handler)
+}
+
+/// undici's top-level `connect()` on the global dispatcher: an HTTP
+/// CONNECT to the request's origin (see [`DispatcherExt::connect`]).
+pub fn connect(
+    request: impl IntoRequest,
+) -> impl Future<Output = Result<ConnectData, Error>> + Send {
+    let request = request.into_request();
+    async move { global_dispatcher().connect(request?).await }
+}
+
+/// undici's top-level `upgrade()` on the global dispatcher (see
+/// [`DispatcherExt::upgrade`]); `protocol` defaults to undici's
+/// `"Websocket"`.
+pub fn upgrade(
+    request: impl IntoRequest,
+    protocol: Option<&str>,
+) -> impl Future<Output = Result<UpgradeData, Error>> + Send + '_ {
+    let request = request.into_request();
+    async move { global_dispatcher().upgrade(request?, protocol).await }
+}
+
+/// undici's `dispatch()` on the global dispatcher, with a v2 [`Handler`]
+/// (see [`DispatcherExt::dispatch`]).
+pub fn dispatch<H>(
+    request: impl IntoRequest,
+    handler: H,
+) -> impl Future<Output = Result<H, Error>> + Send
+where
+    H: Handler + Send,
+{
+    let request = request.into_request();
+    async move { Ok(global_dispatcher().dispatch(request?, handler).await) }
 }

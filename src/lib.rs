@@ -38,7 +38,10 @@
 
 mod global;
 
-pub use global::{global_dispatcher, request, set_global_dispatcher, IntoRequest};
+pub use global::{
+    connect, dispatch, global_dispatcher, pipeline, request, set_global_dispatcher, stream,
+    upgrade, IntoRequest,
+};
 pub use undici_dispatcher::*;
 
 /// undici's interceptors as tower layers, each behind its cargo feature.

@@ -226,6 +226,17 @@ impl ConnectError {
         matches!(self.inner.kind, ConnectErrorKind::Tls(_))
     }
 
+    /// What failed and why, without the addresses `Display` adds (for
+    /// an error type that prints them its own way).
+    pub fn message(&self) -> String {
+        match self.inner.kind {
+            ConnectErrorKind::Tls(failure) => {
+                format!("{}: {}", self.inner.message, failure.describe())
+            }
+            _ => self.inner.message.to_string(),
+        }
+    }
+
     /// The local address of the failed socket, when it got one.
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.inner.local
@@ -304,10 +315,7 @@ impl fmt::Debug for ConnectError {
 
 impl fmt::Display for ConnectError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.inner.message)?;
-        if let ConnectErrorKind::Tls(failure) = self.inner.kind {
-            write!(f, ": {}", failure.describe())?;
-        }
+        f.write_str(&self.message())?;
         match (self.inner.local, self.inner.remote) {
             (Some(local), Some(remote)) => write!(f, " (local {local}, remote {remote})"),
             (Some(local), None) => write!(f, " (local {local})"),

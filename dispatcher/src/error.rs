@@ -350,7 +350,8 @@ impl Error {
 impl From<ConnectError> for Error {
     fn from(err: ConnectError) -> Self {
         let code = err.code();
-        let message = err.to_string();
+        // The addresses go in `socket`, which Display prints once.
+        let message = err.message();
         let socket = SocketInfo {
             local: err.local_addr(),
             remote: err.remote_addr(),
@@ -358,7 +359,7 @@ impl From<ConnectError> for Error {
         let mut error = Error::new(ErrorKind::Connect, message)
             .with_code(code)
             .with_source(err);
-        if socket.remote.is_some() {
+        if socket.local.is_some() || socket.remote.is_some() {
             error = error.with_socket(socket);
         }
         error
@@ -390,8 +391,9 @@ impl fmt::Display for Error {
         if let Some(SocketInfo { local, remote }) = self.inner.socket {
             match (local, remote) {
                 (Some(local), Some(remote)) => write!(f, " local {local}, remote {remote}")?,
+                (Some(local), None) => write!(f, " local {local}")?,
                 (None, Some(remote)) => write!(f, " remote {remote}")?,
-                _ => {}
+                (None, None) => {}
             }
         }
         Ok(())
