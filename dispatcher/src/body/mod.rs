@@ -2,6 +2,7 @@
 //! mixin (`text`, `json`, `bytes`, `dump`) on responses.
 
 mod channel;
+mod length;
 mod reader;
 
 use std::fmt;
@@ -16,6 +17,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Collected};
 
 pub use channel::BodySender;
+pub(crate) use length::mismatch as length_mismatch;
 pub use reader::BodyReader;
 
 use crate::connection::ResponseBody;
@@ -115,6 +117,26 @@ impl Body {
     pub fn channel() -> (BodySender, Body) {
         let (sender, body) = channel::pair();
         (sender, Body::wrap(body))
+    }
+
+    /// This body, held to `declared` bytes when its size is only known
+    /// as it streams (`strict_content_length`); an empty or full body is
+    /// checked before it is sent, so it is left as it is.
+    pub(crate) fn length_checked(self, declared: u64) -> Body {
+        match self.kind {
+            Kind::Boxed(inner) => {
+                let checked = length::LengthChecked {
+                    inner,
+                    declared,
+                    sent: 0,
+                };
+                Body {
+                    kind: Kind::Boxed(checked.boxed_unsync()),
+                    ..self
+                }
+            }
+            _ => self,
+        }
     }
 
     pub(crate) fn response(body: ResponseBody) -> Self {

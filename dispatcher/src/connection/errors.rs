@@ -44,6 +44,11 @@ pub(crate) fn from_hyper(err: hyper::Error, phase: Phase, socket: SocketInfo) ->
             return error.with_socket(socket).with_source(err);
         }
     }
+    if let Some(own) = find::<Error>(&err) {
+        // A request body of ours failed (a length mismatch, a stream
+        // error): that error is the answer.
+        return own.clone();
+    }
     if err.is_body_write_aborted() || (err.is_user() && !is_dispatch_gone(&err)) {
         return Error::new(ErrorKind::Aborted, "the request body failed").with_source(err);
     }

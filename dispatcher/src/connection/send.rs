@@ -234,10 +234,13 @@ impl Exchange {
     /// they add.
     fn prepare(shared: &Shared, request: &mut Request) -> Result<Exchange, Error> {
         check_origin(&shared.origin, request.uri())?;
-        let headers = request.headers();
-        check_headers(headers)?;
-        let options = RequestOptions::of(request);
+        check_headers(request.headers())?;
         let defaults = &shared.options;
+        if defaults.strict_content_length {
+            check_content_length(request)?;
+        }
+        let headers = request.headers();
+        let options = RequestOptions::of(request);
         let upgrade_protocol = options.and_then(|o| o.upgrade_protocol().map(str::to_owned));
         let is_connect = request.method() == Method::CONNECT;
         let closes = headers
@@ -248,9 +251,6 @@ impl Exchange {
             return Err(Error::not_supported(
                 "expect: 100-continue is not supported over HTTP/1.1 (as in undici)",
             ));
-        }
-        if defaults.strict_content_length {
-            check_content_length(request)?;
         }
         let exchange = Exchange {
             headers_timeout: options
@@ -398,8 +398,9 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
-/// `strict_content_length`: a known body must match its content-length.
-fn check_content_length(request: &Request) -> Result<(), Error> {
+/// `strict_content_length`: a known body must match its content-length
+/// now; a streamed one is counted as it is sent.
+fn check_content_length(request: &mut Request) -> Result<(), Error> {
     let Some(value) = request.headers().get(header::CONTENT_LENGTH) else {
         return Ok(());
     };
@@ -411,11 +412,13 @@ fn check_content_length(request: &Request) -> Result<(), Error> {
         .ok_or_else(|| Error::invalid_argument("invalid content-length header"))?;
     let actual = http_body::Body::size_hint(request.body()).exact();
     match actual {
-        Some(actual) if actual != declared => Err(Error::new(
-            ErrorKind::RequestContentLengthMismatch,
-            "Request body length does not match content-length header",
-        )),
-        _ => Ok(()),
+        Some(actual) if actual != declared => Err(crate::body::length_mismatch()),
+        Some(_) => Ok(()),
+        None => {
+            let body = std::mem::take(request.body_mut());
+            *request.body_mut() = body.length_checked(declared);
+            Ok(())
+        }
     }
 }
 
@@ -535,12 +538,12 @@ mod tests {
 
     #[test]
     fn content_length_must_match_a_known_body() {
-        let request = http::Request::post("/")
+        let mut request = http::Request::post("/")
             .header("content-length", "3")
             .body(Body::from("four"))
             .unwrap();
         assert_eq!(
-            check_content_length(&request).unwrap_err().code(),
+            check_content_length(&mut request).unwrap_err().code(),
             "UND_ERR_REQ_CONTENT_LENGTH_MISMATCH"
         );
     }
