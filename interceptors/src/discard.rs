@@ -14,8 +14,8 @@ pub(crate) enum Discarded {
     Ended,
     /// Reading the body failed.
     Failed(Error),
-    /// More than the limit arrived; holds the bytes read so far.
-    OverLimit(u64),
+    /// More than the limit arrived (the count is in `read`).
+    OverLimit,
 }
 
 /// Reads and throws away frames of `body` until it ends, fails, or passes
@@ -34,7 +34,7 @@ pub(crate) fn poll_discard(
                 if let Some(data) = frame.data_ref() {
                     *read += data.len() as u64;
                     if *read > limit {
-                        return Poll::Ready(Discarded::OverLimit(*read));
+                        return Poll::Ready(Discarded::OverLimit);
                     }
                 }
             }

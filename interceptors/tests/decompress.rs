@@ -104,6 +104,19 @@ fn noisy_text(len: usize) -> String {
         .collect()
 }
 
+/// `len` bytes that do not compress (xorshift64).
+fn random_bytes(len: usize) -> Vec<u8> {
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
 async fn decoded_text(content_encoding: &'static str) -> String {
     let expected = text(200);
     let server = serve_encoded(content_encoding, expected.as_bytes()).await;
@@ -747,4 +760,79 @@ async fn decompress_works_in_a_service_builder_stack_over_any_service() {
         response.into_body().text().await.unwrap(),
         "from a plain service"
     );
+}
+
+/// Bytes of encoded body a [`counted_gzip_server`] has handed to its
+/// connection so far.
+type SentBytes = tokio::sync::watch::Receiver<u64>;
+
+/// A server streaming `members` copies of the gzip member `member`
+/// through a channel of one frame, counting what its connection took:
+/// the connection takes a frame only once it could write the previous one
+/// to the socket, so the count is what the server has sent, give or take
+/// the socket buffers.
+async fn counted_gzip_server(member: Bytes, members: usize) -> (TestServer, SentBytes) {
+    let (sent, count) = tokio::sync::watch::channel(0u64);
+    let sent = Arc::new(sent);
+    let server = TestServer::http1(move |_req| {
+        let (member, sent) = (member.clone(), sent.clone());
+        let (tx, body) = body::channel(1);
+        tokio::spawn(async move {
+            for _ in 0..members {
+                if tx.send_data(member.clone()).await.is_err() {
+                    return;
+                }
+                sent.send_modify(|count| *count += member.len() as u64);
+            }
+        });
+        async move {
+            Response::builder()
+                .header("content-encoding", "gzip")
+                .body(body)
+                .unwrap()
+        }
+    })
+    .await;
+    (server, count)
+}
+
+#[tokio::test]
+async fn the_server_is_held_back_while_the_decoded_body_is_not_read() {
+    // Random bytes do not compress: the encoded body is as large as the
+    // decoded one (32 MiB), and cheap to decode.
+    let plain = random_bytes(64 * 1024);
+    let member = Bytes::from(encode("gzip", &plain).await);
+    let members = 512;
+    let total = member.len() as u64 * members as u64;
+    let (server, mut sent) = counted_gzip_server(member.clone(), members).await;
+    let client = client(&server, DecompressLayer::new());
+
+    let response = client.request(get()).await.unwrap();
+    let mut body = response.into_body();
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert!(!first.is_empty());
+
+    // While the caller does not read, the server gets nowhere near the
+    // end: a body decoded ahead into memory would let it send everything
+    // in a fraction of this time.
+    let held = tokio::time::timeout(
+        Duration::from_secs(1),
+        sent.wait_for(|&count| count >= total / 4),
+    )
+    .await
+    .is_err();
+    let stalled_at = *sent.borrow();
+    println!("the server stalled at {stalled_at} of {total} bytes");
+    assert!(held, "the server sent {stalled_at} of {total} bytes");
+
+    // Reading again resumes it, to the end.
+    let mut decoded = first.len() as u64;
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.unwrap().into_data() {
+            decoded += data.len() as u64;
+        }
+    }
+    assert_eq!(decoded, plain.len() as u64 * members as u64);
+    assert_eq!(*sent.borrow(), total);
+    client.close().await;
 }

@@ -2,13 +2,15 @@
 #![cfg(feature = "dump")]
 
 use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Frame;
 use undici_dispatcher::{Body, Client, Dispatcher, DispatcherExt, RequestOptions};
 use undici_interceptors::dump::{DumpLayer, DEFAULT_MAX_SIZE};
-use undici_test_support::{body, TestBody, TestServer};
+use undici_test_support::{body, Gate, TestBody, TestServer};
 
 /// A body of `len` bytes with a `content-length`.
 fn sized(len: usize) -> TestBody {
@@ -88,26 +90,111 @@ async fn a_content_length_over_max_size_aborts_and_closes_the_connection() {
     client.close().await;
 }
 
+/// How the body of a [`held_back`] server ended: `None` while it is being
+/// sent, `Some(true)` once all of it was taken, `Some(false)` when its
+/// receiver went away first (the connection closed).
+type Sent = tokio::sync::watch::Receiver<Option<bool>>;
+
+/// A server whose `/held` answers with `before` chunks of 512 bytes, then
+/// waits for `gate` before sending `after` more and ending; `/small`
+/// answers 10 bytes.
+async fn held_back(before: usize, after: usize, gate: Gate) -> (TestServer, Sent) {
+    let (sent, watched) = tokio::sync::watch::channel(None);
+    let sent = Arc::new(sent);
+    let server = TestServer::http1(move |req: Request<_>| {
+        let (gate, sent) = (gate.clone(), sent.clone());
+        async move {
+            if req.uri().path() == "/small" {
+                return Response::new(sized(10));
+            }
+            let (tx, body) = body::channel(1);
+            tokio::spawn(async move {
+                let chunk = Bytes::from(vec![b'z'; 512]);
+                for index in 0..before + after {
+                    if index == before {
+                        gate.pass().await;
+                    }
+                    if tx.send_data(chunk.clone()).await.is_err() {
+                        sent.send_replace(Some(false));
+                        return;
+                    }
+                }
+                drop(tx);
+                sent.send_replace(Some(true));
+            });
+            Response::new(body)
+        }
+    })
+    .await;
+    (server, watched)
+}
+
+/// Waits until the [`held_back`] body ended one way or the other.
+async fn ending(mut sent: Sent) -> bool {
+    let ended = tokio::time::timeout(Duration::from_secs(10), sent.wait_for(Option::is_some));
+    match ended.await {
+        Ok(Ok(ended)) => ended.unwrap_or_default(),
+        _ => panic!("the held body never ended"),
+    }
+}
+
 #[tokio::test]
-async fn a_chunked_body_over_max_size_aborts_once_too_much_arrived() {
-    let server = TestServer::http1(|_req| async { Response::new(chunked(8, 512)) }).await;
+async fn a_chunked_body_over_max_size_ends_there_and_the_rest_is_discarded_for_reuse() {
+    let gate = Gate::new();
+    let (server, sent) = held_back(4, 4, gate.clone()).await;
     let client = Client::new(server.url().as_str())
         .unwrap()
         .compose(DumpLayer::new().max_size(1000));
 
-    let err = client.request(get("/")).await.unwrap_err();
-    assert_eq!(err.code(), "UND_ERR_ABORTED");
-    // Counted as it arrives: the size named is what had arrived when the
-    // limit was crossed, within the second chunk.
-    let size: u64 = err
-        .message()
-        .strip_prefix("Response size (")
-        .and_then(|rest| rest.strip_suffix(") larger than maxSize (1000)"))
-        .and_then(|size| size.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected message: {}", err.message()));
-    assert!((1001..=1024).contains(&size), "{size}");
+    // 2048 bytes arrive, the rest is held back: the response is the
+    // caller's already, as undici ends it at maxSize.
+    let response = tokio::time::timeout(Duration::from_secs(10), client.request(get("/held")))
+        .await
+        .expect("the response ends at max_size, not at the end of the body")
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.into_body().bytes().await.unwrap().is_empty());
 
-    client.request(get("/")).await.unwrap_err();
+    // The rest is read in the background; the next request waits for the
+    // connection and gets it back.
+    gate.open_one();
+    let response = client.request(get("/small")).await.unwrap();
+    assert!(response.into_body().bytes().await.unwrap().is_empty());
+    assert_eq!(server.connections_accepted(), 1);
+    assert!(ending(sent).await, "the body was not read to its end");
+    client.close().await;
+}
+
+#[tokio::test]
+async fn a_chunked_body_past_the_discard_limit_closes_the_connection() {
+    let gate = Gate::new();
+    let (server, _sent) = held_back(4, 8, gate.clone()).await;
+    // 1000 for the caller, then at most 2000 more: 6144 bytes is too much.
+    let layer = DumpLayer::new().max_size(1000).discard_limit(2000);
+    let client = Client::new(server.url().as_str()).unwrap().compose(layer);
+
+    let response = client.request(get("/held")).await.unwrap();
+    assert!(response.into_body().bytes().await.unwrap().is_empty());
+    gate.open_one();
+    let response = client.request(get("/small")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    // The first connection was closed, not reused.
+    assert_eq!(server.connections_accepted(), 2);
+    client.close().await;
+}
+
+#[tokio::test]
+async fn a_discard_limit_of_zero_closes_the_connection_at_max_size() {
+    let gate = Gate::new();
+    let (server, _sent) = held_back(4, 1, gate.clone()).await;
+    let layer = DumpLayer::new().max_size(1000).discard_limit(0);
+    let client = Client::new(server.url().as_str()).unwrap().compose(layer);
+
+    let response = client.request(get("/held")).await.unwrap();
+    assert!(response.into_body().bytes().await.unwrap().is_empty());
+    gate.open_one();
+    client.request(get("/small")).await.unwrap();
+    // The first connection was closed, not reused.
     assert_eq!(server.connections_accepted(), 2);
     client.close().await;
 }

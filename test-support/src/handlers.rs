@@ -55,3 +55,32 @@ pub fn status(
         std::future::ready(response)
     }
 }
+
+/// A redirect response: `status` (301, 302, 303, 307, 308...) with this
+/// `location` and a short body, for handlers that route by path.
+///
+/// ```
+/// use undici_test_support::{handlers, TestServer};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let server = TestServer::http1(|req: http::Request<_>| async move {
+///     match req.uri().path() {
+///         "/old" => handlers::redirect(301, "/new"),
+///         _ => handlers::echo(req).await,
+///     }
+/// })
+/// .await;
+/// # drop(server);
+/// # }
+/// ```
+pub fn redirect(status: u16, location: &str) -> Response<TestBody> {
+    let mut response = Response::new(body::full(format!("redirecting to {location}")));
+    *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::FOUND);
+    if let Ok(location) = HeaderValue::from_str(location) {
+        response
+            .headers_mut()
+            .insert(http::header::LOCATION, location);
+    }
+    response
+}

@@ -19,6 +19,7 @@ pin_project! {
         #[pin]
         state: State<F>,
         max_size: u64,
+        discard_limit: u64,
     }
 }
 
@@ -32,10 +33,11 @@ pin_project! {
 }
 
 impl<F> ResponseFuture<F> {
-    pub(super) fn new(inner: F, max_size: u64) -> Self {
+    pub(super) fn new(inner: F, max_size: u64, discard_limit: u64) -> Self {
         ResponseFuture {
             state: State::Waiting { inner },
             max_size,
+            discard_limit,
         }
     }
 }
@@ -83,7 +85,12 @@ where
                             Ok(Response::from_parts(take_head(head), Body::empty()))
                         }
                         Discarded::Failed(err) => Err(err),
-                        Discarded::OverLimit(read) => Err(too_large(read, max_size)),
+                        // undici ends the response at maxSize and lets the
+                        // socket swallow the rest.
+                        Discarded::OverLimit => {
+                            discard_in_background(std::mem::take(body), *this.discard_limit);
+                            Ok(Response::from_parts(take_head(head), Body::empty()))
+                        }
                     };
                     this.state.set(State::Done);
                     return Poll::Ready(result);
@@ -93,6 +100,24 @@ where
             this.state.set(next);
         }
     }
+}
+
+/// Reads and throws away up to `limit` more bytes of `body` on a task of
+/// its own, so that its connection goes back to the pool when it ends.
+/// Past the limit, on an error, or without a runtime to run the task, the
+/// body is dropped, which closes its connection.
+fn discard_in_background(mut body: Body, limit: u64) {
+    if limit == 0 {
+        return;
+    }
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async move {
+        let mut read = 0;
+        // However it ends, dropping the body then does the right thing.
+        let _ = std::future::poll_fn(|cx| poll_discard(&mut body, &mut read, limit, cx)).await;
+    });
 }
 
 fn take_head(head: &mut Option<Parts>) -> Parts {

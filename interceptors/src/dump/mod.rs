@@ -3,13 +3,22 @@
 //! `interceptors.dump`).
 //!
 //! The caller gets the response head with an empty body once the body has
-//! been read to its end. A body larger than
-//! [`max_size`](DumpLayer::max_size) (1 MiB by default, or the request's
-//! [`RequestOptions::dump_max_size`](undici_dispatcher::RequestOptions::dump_max_size))
-//! is an `UND_ERR_ABORTED` error, "Response size (N) larger than maxSize
-//! (M)": by its `content-length` before anything is read, or by what
-//! arrives. The body is then dropped, which closes its HTTP/1 connection
-//! rather than reading without end.
+//! been read to its end, or once more than
+//! [`max_size`](DumpLayer::max_size) bytes of it arrived (1 MiB by
+//! default, or the request's
+//! [`RequestOptions::dump_max_size`](undici_dispatcher::RequestOptions::dump_max_size)).
+//!
+//! - A `content-length` over `max_size` is an `UND_ERR_ABORTED` error,
+//!   "Response size (N) larger than maxSize (M)", before anything is read;
+//!   the body is dropped, which closes its HTTP/1 connection.
+//! - A body without `content-length` (chunked, HTTP/2) that passes
+//!   `max_size` ends the caller's response there, as undici does. The rest
+//!   is read and discarded by a background task so that the connection
+//!   can serve the next request; undici reads it whatever its size, this
+//!   layer up to [`discard_limit`](DumpLayer::discard_limit) more bytes
+//!   (1 MiB), then drops the body and so the connection. The dispatcher's
+//!   `body_timeout` bounds how long a stalled rest is waited for. Outside
+//!   a tokio runtime there is no task to do it: the body is dropped.
 //!
 //! ```
 //! use tower::ServiceBuilder;
@@ -45,11 +54,13 @@
 //!
 //! # Differences from undici
 //!
-//! - undici ends the response for the caller as soon as `maxSize` bytes
-//!   have arrived and lets the socket swallow the rest; here the whole body
-//!   must fit in `max_size`, and the response is handed over once it has
-//!   been read to its end, so the connection is ready for reuse when the
-//!   caller sees the response.
+//! - undici's socket swallows the rest of a body past `maxSize` without
+//!   bound; here at most [`discard_limit`](DumpLayer::discard_limit)
+//!   bytes. A body that fits in `max_size` is read to its end before the
+//!   caller gets the response, so its connection is back in the pool by
+//!   then; one that passes it frees its connection only once the
+//!   background discard ends, which a next request on a single-connection
+//!   Client waits for.
 //! - A response that has no body (`HEAD`, `204`, `304`) is never an error,
 //!   whatever its `content-length` says.
 //! - undici replaces the request's abort with a flag so that an abort
@@ -65,7 +76,7 @@ use tower_service::Service;
 use undici_dispatcher::{Error, Request, RequestOptions, Response};
 
 pub use future::ResponseFuture;
-pub use layer::{DumpLayer, DEFAULT_MAX_SIZE};
+pub use layer::{DumpLayer, DEFAULT_DISCARD_LIMIT, DEFAULT_MAX_SIZE};
 
 /// The dump service: discards each response body (up to a limit) and
 /// answers the head with an empty body. Built by [`DumpLayer`].
@@ -73,6 +84,7 @@ pub use layer::{DumpLayer, DEFAULT_MAX_SIZE};
 pub struct Dump<S> {
     inner: S,
     max_size: u64,
+    discard_limit: u64,
 }
 
 impl<S> Dump<S> {
@@ -108,6 +120,6 @@ where
         let max_size = RequestOptions::of(&request)
             .and_then(RequestOptions::dump_max_size_override)
             .unwrap_or(self.max_size);
-        ResponseFuture::new(self.inner.call(request), max_size)
+        ResponseFuture::new(self.inner.call(request), max_size, self.discard_limit)
     }
 }

@@ -352,3 +352,71 @@ where
         f.debug_struct("RedirectFuture").finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewritten(status: u16, method: &str) -> (String, bool) {
+        let status = StatusCode::from_u16(status).unwrap();
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let (method, keeps_body) = rewrite(status, &method);
+        (method.to_string(), keeps_body)
+    }
+
+    #[test]
+    fn the_method_is_rewritten_as_undici_does() {
+        let cases = [
+            // 301 and 302: only POST becomes GET (QUERY is safe, kept).
+            (301, "POST", "GET", false),
+            (302, "POST", "GET", false),
+            (301, "PUT", "PUT", true),
+            (302, "DELETE", "DELETE", true),
+            (301, "GET", "GET", true),
+            (302, "QUERY", "QUERY", true),
+            // 303: anything but HEAD becomes GET, never with a body.
+            (303, "POST", "GET", false),
+            (303, "PUT", "GET", false),
+            (303, "GET", "GET", false),
+            (303, "QUERY", "GET", false),
+            (303, "HEAD", "HEAD", false),
+            // 300, 307, 308: method and body kept.
+            (300, "POST", "POST", true),
+            (307, "POST", "POST", true),
+            (307, "PATCH", "PATCH", true),
+            (308, "PUT", "PUT", true),
+            (308, "HEAD", "HEAD", true),
+        ];
+        for (status, method, expected, keeps_body) in cases {
+            assert_eq!(
+                rewritten(status, method),
+                (expected.to_owned(), keeps_body),
+                "{status} {method}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_the_six_redirect_statuses_are_redirects() {
+        let redirects: Vec<u16> = (100..600)
+            .filter(|&code| is_redirect(StatusCode::from_u16(code).unwrap()))
+            .collect();
+        assert_eq!(redirects, [300, 301, 302, 303, 307, 308]);
+    }
+
+    #[test]
+    fn content_headers_are_all_removed() {
+        let mut headers = HeaderMap::new();
+        for name in [
+            "content-type",
+            "content-length",
+            "content-encoding",
+            "x-content",
+        ] {
+            headers.insert(HeaderName::from_static(name), "1".parse().unwrap());
+        }
+        remove_content_headers(&mut headers);
+        let left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        assert_eq!(left, ["x-content"]);
+    }
+}

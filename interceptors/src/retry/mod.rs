@@ -86,11 +86,13 @@
 //! policy treats alike), the layer asks the policy, waits, and requests
 //! the rest with `Range: bytes=<received>-<end>` and `If-Match: <etag>`.
 //! The answer must be a `206` whose `Content-Range` starts at the bytes
-//! received, with the same ETag and a `Content-Length` covering the rest;
-//! its bytes then continue the same body the caller is reading. Otherwise
-//! the body fails with undici's `UND_ERR_REQ_RETRY` errors: "server does
-//! not support the range header and the payload was partially consumed",
-//! "Content-Range mismatch", "ETag mismatch", "Content-Length mismatch".
+//! received, with the same ETag and a `Content-Length` equal to the
+//! range's length (a chunked `206`, without one, is a mismatch, as in
+//! undici); its bytes then continue the same body the caller is reading.
+//! Otherwise the body fails with undici's `UND_ERR_REQ_RETRY` errors:
+//! "server does not support the range header and the payload was
+//! partially consumed", "Content-Range mismatch", "ETag mismatch",
+//! "Content-Length mismatch".
 //!
 //! Without a strong ETag a download is not resumed (undici sends `Range`
 //! without `If-Match`, and could splice two versions of a resource): the
