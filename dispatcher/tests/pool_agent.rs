@@ -88,7 +88,6 @@ async fn round_robin_cycles_over_its_connections() {
         .build(server.url())
         .unwrap();
     // Open three connections with three concurrent requests.
-    let release = Gate::new();
     let warmup = (0..3).map(|_| {
         let pool = pool.clone();
         async move { get_text(&pool, "/").await }
@@ -97,7 +96,6 @@ async fn round_robin_cycles_over_its_connections() {
         result.unwrap();
     }
     assert_eq!(server.connections_accepted(), 3);
-    drop(release);
     // Sequential requests now visit every connection in turn.
     for _ in 0..6 {
         get_text(&pool, "/").await.unwrap();
@@ -417,4 +415,203 @@ async fn weighted_round_robin_moves_load_away_from_a_resetting_upstream_and_back
 #[tokio::test]
 async fn peak_ewma_moves_load_away_from_a_resetting_upstream_and_back() {
     load_moves_away_and_back(Balance::PeakEwma).await;
+}
+
+/// Waits until `check` holds, yielding in between; fails after PATIENCE.
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let waited = tokio::time::timeout(PATIENCE, async {
+        while !check() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "never happened: {what}");
+}
+
+/// A server whose answers each wait for one pass of the gate.
+async fn gated(gate: &Gate) -> TestServer {
+    let gate = gate.clone();
+    TestServer::http1(move |_req| {
+        let gate = gate.clone();
+        async move {
+            gate.pass().await;
+            http::Response::new(body::full("ok"))
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pools_stats_add_up_at_every_step() {
+    let gate = Gate::new();
+    let server = gated(&gate).await;
+    let pool = Pool::builder().connections(3).build(server.url()).unwrap();
+    assert_eq!(pool.stats(), Default::default());
+    let requests: Vec<_> = (0..10)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move { get_text(&pool, "/").await })
+        })
+        .collect();
+    within(PATIENCE, server.wait_for_requests_received(3)).await;
+    eventually("7 requests queued", || pool.stats().queued == 7).await;
+    let stats = pool.stats();
+    assert_eq!(
+        (
+            stats.connected,
+            stats.free,
+            stats.running,
+            stats.pending,
+            stats.size
+        ),
+        (3, 0, 3, 7, 10),
+        "{stats:?}"
+    );
+    for done in 1..=10 {
+        gate.open_one();
+        within(PATIENCE, server.wait_for_requests_served(done)).await;
+        let left = 10 - done;
+        eventually("the stats follow each answer", || {
+            let s = pool.stats();
+            s.size == left && s.running == left.min(3) && s.queued == left.saturating_sub(3)
+        })
+        .await;
+        let s = pool.stats();
+        assert_eq!(s.pending, s.queued, "{s:?}");
+        assert_eq!(s.size, s.queued + s.running, "{s:?}");
+        assert!(s.connected <= 3 && s.free <= s.connected, "{s:?}");
+    }
+    for request in requests {
+        assert_eq!(within(PATIENCE, request).await.unwrap().unwrap(), "ok");
+    }
+    let stats = pool.stats();
+    assert_eq!(
+        (stats.connected, stats.free, stats.size),
+        (3, 3, 0),
+        "{stats:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_names_itself_in_its_events_and_drains_once_a_connection_frees() {
+    let gate = Gate::new();
+    let server = gated(&gate).await;
+    let pool = Pool::builder().connections(1).build(server.url()).unwrap();
+    let mut events = pool.events();
+    let requests: Vec<_> = (0..2)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move { get_text(&pool, "/").await })
+        })
+        .collect();
+    let connect = within(PATIENCE, events.next_of(EventKind::Connect))
+        .await
+        .unwrap();
+    assert_eq!(connect.origin, *pool.origin());
+    let kinds: Vec<&str> = connect.targets.iter().map(|t| t.kind()).collect();
+    assert_eq!(kinds, vec!["Pool"]);
+    within(PATIENCE, server.wait_for_requests_received(1)).await;
+    eventually("the pool is busy", || pool.is_busy()).await;
+    gate.open_one();
+    gate.open_one();
+    let drain = within(PATIENCE, events.next_of(EventKind::Drain))
+        .await
+        .unwrap();
+    assert_eq!(drain.origin, *pool.origin());
+    for request in requests {
+        assert_eq!(within(PATIENCE, request).await.unwrap().unwrap(), "ok");
+    }
+}
+
+#[tokio::test]
+async fn a_connection_that_ends_leaves_the_pool() {
+    let server = TestServer::http1(handlers::hello).await;
+    let pool = Pool::new(server.url()).unwrap();
+    let mut events = pool.events();
+    get_text(&pool, "/").await.unwrap();
+    assert_eq!(pool.stats().connected, 1);
+    server.close_connections().await;
+    within(PATIENCE, events.next_of(EventKind::Disconnect))
+        .await
+        .unwrap();
+    assert_eq!(pool.stats().connected, 0);
+    get_text(&pool, "/").await.unwrap();
+    assert_eq!(server.connections_accepted(), 2);
+}
+
+#[tokio::test]
+async fn balanced_weights_fall_by_the_penalty_and_reset_when_an_upstream_is_added() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let pool = BalancedPool::new([dead.as_str()]).unwrap();
+    assert_eq!(pool.weight(dead.as_str()), Some(100));
+    // Each refused connect costs the penalty twice: undici's
+    // connectionError event, and the failed request (beyond undici).
+    for expected in [70, 40, 10, 1, 1] {
+        let err = pool.request(get("/")).await.unwrap_err();
+        assert_eq!(err.code(), "ECONNREFUSED", "{err}");
+        eventually("the weight falls", || {
+            pool.weight(dead.as_str()) == Some(expected)
+        })
+        .await;
+    }
+    let live = TestServer::http1(handlers::hello).await;
+    pool.add_upstream(live.url()).unwrap();
+    assert_eq!(pool.weight(dead.as_str()), Some(100));
+    assert_eq!(pool.weight(live.url()), Some(100));
+}
+
+#[tokio::test]
+async fn an_agent_forgets_an_origin_once_its_connections_have_ended() {
+    let server = TestServer::http1(handlers::hello).await;
+    let agent = Agent::new();
+    let url = format!("{}/", server.url());
+    get_text(&agent, &url).await.unwrap();
+    assert_eq!(agent.origins().len(), 1);
+    server.close_connections().await;
+    eventually("the idle origin is dropped", || agent.origins().is_empty()).await;
+    // A request after that makes the origin's dispatcher anew.
+    get_text(&agent, &url).await.unwrap();
+    assert_eq!(agent.origins().len(), 1);
+}
+
+#[tokio::test]
+async fn max_origins_of_zero_means_unlimited_as_connections_does() {
+    let a = TestServer::http1(handlers::hello).await;
+    let b = TestServer::http1(handlers::hello).await;
+    let agent = Agent::builder().max_origins(0).build();
+    get_text(&agent, &format!("{}/", a.url())).await.unwrap();
+    get_text(&agent, &format!("{}/", b.url())).await.unwrap();
+    assert_eq!(agent.origins().len(), 2);
+}
+
+#[tokio::test]
+async fn a_composed_dispatcher_keeps_close_destroy_and_events_of_its_base() {
+    let server = TestServer::http1(handlers::echo).await;
+    let base = Pool::new(server.url()).unwrap();
+    let tag = tower::util::MapRequestLayer::new(|mut request: undici_dispatcher::Request| {
+        request
+            .headers_mut()
+            .insert("x-layer", http::HeaderValue::from_static("yes"));
+        request
+    });
+    let composed = base.clone().compose(tag);
+    let mut events = composed.events();
+    let response = composed.request(get("/")).await.unwrap();
+    assert_eq!(response.headers()["x-req-x-layer"], "yes");
+    response.into_body().dump(1024).await.unwrap();
+    within(PATIENCE, events.next_of(EventKind::Connect))
+        .await
+        .unwrap();
+    within(PATIENCE, composed.close()).await;
+    assert!(base.is_closed() && composed.is_closed());
+    within(PATIENCE, server.wait_for_open_connections(0)).await;
+
+    let base = Pool::new(server.url()).unwrap();
+    let composed = base.clone().compose(tower::layer::util::Identity::new());
+    within(PATIENCE, composed.destroy(None)).await;
+    assert!(base.is_destroyed());
+    let err = base.request(get("/")).await.unwrap_err();
+    assert_eq!(err.code(), "UND_ERR_DESTROYED");
 }

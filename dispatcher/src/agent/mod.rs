@@ -184,9 +184,10 @@ impl<D> AgentBuilder<D> {
     }
 
     /// The most origins at once; a request to one more fails with
-    /// `UND_ERR_MAX_ORIGINS_REACHED`. Default: unlimited.
+    /// `UND_ERR_MAX_ORIGINS_REACHED`. Default: unlimited; 0 also means
+    /// unlimited, as for `connections` (undici refuses 0).
     pub fn max_origins(mut self, max: usize) -> Self {
-        self.max_origins = Some(max);
+        self.max_origins = (max > 0).then_some(max);
         self
     }
 
