@@ -9,7 +9,23 @@
 //!   extensions.
 //! - [`Dispatcher`]: a `tower::Service` plus `close`, `destroy`, `events`
 //!   and `compose`; [`DispatcherExt`] adds undici's request APIs.
-//! - [`Client`]: one origin over one connection.
+//! - [`Client`]: one origin over one connection; [`Pool`] and
+//!   [`RoundRobinPool`]: one origin over many; [`BalancedPool`]: one
+//!   service over several upstreams; [`Agent`]: a dispatcher per origin.
+//!
+//! # What runs underneath
+//!
+//! Every connection is a hyper 1.x `client::conn` connection (`http1` or
+//! `http2`, chosen by ALPN or by [`ClientOptions::h2c`]), driven by one
+//! task of its own. The pool around them is this crate's own, not
+//! hyper-util's: its legacy client has no per-origin cap and none of
+//! undici's semantics, and its `client::pool` services (`cache`,
+//! `singleton`, `negotiate`, `map`) carry no FIFO queue, stats, events,
+//! keep-alive hints or connection lifetimes. hyper-util's `TokioIo`,
+//! `TokioExecutor` and `TokioTimer` are used as they are. Two things hyper
+//! does not tell are read off the wire: an HTTP/2 server's
+//! `SETTINGS_MAX_CONCURRENT_STREAMS` and its GOAWAY (the pool sizes its
+//! streams by the first and retires the connection at the second).
 //!
 //! ```
 //! use undici_dispatcher::{Body, Client, Dispatcher, DispatcherExt};

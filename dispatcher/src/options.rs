@@ -128,6 +128,7 @@ impl RequestOptions {
     }
 
     /// Called for each informational (1xx) response (undici's `onInfo`).
+    /// HTTP/1.1 only: hyper's HTTP/2 client does not hand 1xx heads on.
     pub fn on_info(mut self, callback: impl Fn(&Informational) + Send + Sync + 'static) -> Self {
         self.on_info = Some(OnInfo(Arc::new(callback)));
         self
@@ -271,8 +272,10 @@ impl RequestOptions {
     }
 }
 
-/// undici's default idempotent methods: GET, HEAD, OPTIONS, TRACE, PUT,
-/// DELETE (RFC 9110 §9.2.2) and QUERY.
+/// The methods idempotent by default: RFC 9110 §9.2.2's (GET, HEAD,
+/// OPTIONS, TRACE, PUT, DELETE) and QUERY. undici's default is narrower
+/// (GET, HEAD, QUERY); this one is what HTTP promises, and it only decides
+/// whether a request that a reused connection lost is sent again.
 pub fn is_idempotent_method(method: &Method) -> bool {
     matches!(
         *method,
@@ -366,6 +369,8 @@ pub struct RetryOverrides {
     pub status_codes: Option<Vec<StatusCode>>,
     /// Error codes that are retried (`ECONNRESET`, `UND_ERR_SOCKET`, ...).
     pub error_codes: Option<Vec<String>>,
+    /// The backoff's jitter ratio, 0 to 1 (beyond undici).
+    pub jitter: Option<f64>,
 }
 
 impl RetryOverrides {
@@ -419,6 +424,12 @@ impl RetryOverrides {
     /// Overrides `error_codes`.
     pub fn error_codes<S: Into<String>>(mut self, codes: impl IntoIterator<Item = S>) -> Self {
         self.error_codes = Some(codes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Overrides `jitter` (clamped to 0..=1 when applied).
+    pub fn jitter(mut self, ratio: f64) -> Self {
+        self.jitter = Some(ratio);
         self
     }
 }

@@ -132,11 +132,7 @@ impl<P> RetryLayer<P> {
     /// failing together do not retry together. `ratio` is clamped to
     /// 0..=1. Default 0, no jitter, as undici.
     pub fn jitter(mut self, ratio: f64) -> Self {
-        self.options_mut().jitter = if ratio.is_nan() {
-            0.0
-        } else {
-            ratio.clamp(0.0, 1.0)
-        };
+        self.options_mut().jitter = super::policy::jitter_ratio(ratio);
         self
     }
 

@@ -169,6 +169,9 @@ impl RetryOptions {
         if let Some(codes) = &overrides.error_codes {
             options.error_codes = codes.iter().cloned().map(Cow::Owned).collect();
         }
+        if let Some(ratio) = overrides.jitter {
+            options.jitter = jitter_ratio(ratio);
+        }
         options
     }
 }
@@ -420,6 +423,15 @@ impl RetryPolicy for DefaultRetryPolicy {
     }
 }
 
+/// A jitter ratio as the options keep it: 0..=1, and 0 for NaN.
+pub(crate) fn jitter_ratio(ratio: f64) -> f64 {
+    if ratio.is_nan() {
+        0.0
+    } else {
+        ratio.clamp(0.0, 1.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -591,9 +603,11 @@ mod tests {
         let overrides = RetryOverrides::new()
             .max_retries(1)
             .methods([Method::POST])
-            .error_codes(["UND_ERR_HEADERS_TIMEOUT"]);
+            .error_codes(["UND_ERR_HEADERS_TIMEOUT"])
+            .jitter(2.0);
         let options = RetryOptions::default().merged(&overrides);
         assert_eq!(options.max_retries(), 1);
+        assert_eq!(options.jitter(), 1.0);
         assert_eq!(options.methods(), [Method::POST]);
         assert!(options.is_retryable_code("UND_ERR_HEADERS_TIMEOUT"));
         assert!(!options.is_retryable_code("ECONNRESET"));

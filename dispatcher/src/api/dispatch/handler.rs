@@ -20,7 +20,8 @@ use super::Controller;
 /// 1. [`on_request_start`](Self::on_request_start), before the request is
 ///    handed to the dispatcher;
 /// 2. [`on_response_start`](Self::on_response_start) for each 1xx
-///    informational response, then once for the final head;
+///    informational response (over HTTP/1.1: hyper's HTTP/2 client does
+///    not hand 1xx heads on), then once for the final head;
 /// 3. [`on_response_data`](Self::on_response_data) per body chunk;
 /// 4. [`on_response_end`](Self::on_response_end) with the trailers, or
 ///    [`on_response_error`](Self::on_response_error) at any point after
