@@ -86,7 +86,10 @@ pub use options::{
     is_idempotent_method, Informational, OnInfo, Opaque, RequestOptions, RetryOverrides,
 };
 pub use origin::{IntoOrigin, Origin};
-pub use pool::{Pool, PoolBuilder, PoolStats, RoundRobinPool};
+pub use pool::{
+    FactoryPool, FactoryPoolBuilder, FactoryPoolFuture, Pool, PoolBuilder, PoolStats,
+    RoundRobinPool,
+};
 
 /// A request: `http::Request` with undici's [`Body`]. Per-request options
 /// go in its extensions as [`RequestOptions`].

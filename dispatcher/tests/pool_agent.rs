@@ -615,3 +615,168 @@ async fn a_composed_dispatcher_keeps_close_destroy_and_events_of_its_base() {
     let err = base.request(get("/")).await.unwrap_err();
     assert_eq!(err.code(), "UND_ERR_DESTROYED");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_factory_makes_each_connection_and_the_limit_and_queue_hold() {
+    let gate = Gate::new();
+    let server = gated(&gate).await;
+    let made = Arc::new(AtomicUsize::new(0));
+    let count = made.clone();
+    let pool = Pool::builder()
+        .connections(3)
+        .factory(move |origin, client| {
+            count.fetch_add(1, Ordering::SeqCst);
+            // Each connection's Client, composed with a layer of its own.
+            let tag =
+                tower::util::MapRequestLayer::new(|mut request: undici_dispatcher::Request| {
+                    request
+                        .headers_mut()
+                        .insert("x-member", http::HeaderValue::from_static("made"));
+                    request
+                });
+            Ok(client.build(origin.clone())?.compose(tag))
+        })
+        .build(server.url())
+        .unwrap();
+    let mut events = pool.events();
+    let requests: Vec<_> = (0..30)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move { get_text(&pool, "/").await })
+        })
+        .collect();
+    within(PATIENCE, server.wait_for_requests_received(3)).await;
+    eventually("27 requests wait for a member", || pool.queued() == 27).await;
+    assert_eq!(made.load(Ordering::SeqCst), 3);
+    assert_eq!(pool.members().len(), 3);
+    let connect = within(PATIENCE, events.next_of(EventKind::Connect))
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = connect.targets.iter().map(|t| t.kind()).collect();
+    assert_eq!(kinds, vec!["Pool", "Client"]);
+    for served in 0..30 {
+        within(PATIENCE, server.wait_for_requests_received(served + 1)).await;
+        gate.open_one();
+    }
+    for request in requests {
+        assert_eq!(within(PATIENCE, request).await.unwrap().unwrap(), "ok");
+    }
+    assert_eq!(made.load(Ordering::SeqCst), 3);
+    assert!(server.max_open_connections() <= 3);
+    assert_eq!(server.connections_accepted(), 3);
+}
+
+#[tokio::test]
+async fn factory_members_share_one_tls_session_cache() {
+    let pki = TestPki::new();
+    let cert = pki.server_cert(&["localhost"]);
+    let gate = Gate::new();
+    let passes = gate.clone();
+    let server = TestServer::tls(
+        move |_req| {
+            let gate = passes.clone();
+            async move {
+                gate.pass().await;
+                http::Response::new(body::full("ok"))
+            }
+        },
+        pki.server_config(&cert, &[b"http/1.1"]),
+    )
+    .await;
+    let pool = Pool::builder()
+        .connect(ConnectOptions::new().ca(pki.ca_pem()))
+        .factory(|origin, client| client.build(origin.clone()))
+        .build(server.url_with_host("localhost"))
+        .unwrap();
+    gate.open_one();
+    assert_eq!(get_text(&pool, "/").await.unwrap(), "ok");
+    // The first member is held busy, so the next request makes a second
+    // one, whose handshake resumes the first one's session.
+    let held = tokio::spawn({
+        let pool = pool.clone();
+        async move { get_text(&pool, "/").await }
+    });
+    within(PATIENCE, server.wait_for_requests_received(2)).await;
+    gate.open_one();
+    let second = tokio::spawn({
+        let pool = pool.clone();
+        async move { get_text(&pool, "/").await }
+    });
+    gate.open_one();
+    assert_eq!(within(PATIENCE, held).await.unwrap().unwrap(), "ok");
+    assert_eq!(within(PATIENCE, second).await.unwrap().unwrap(), "ok");
+    assert_eq!(server.connections_accepted(), 2);
+    assert_eq!(server.resumed_sessions(), vec![false, true]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_factory_pool_close_lets_queued_requests_finish_and_destroy_ends_them() {
+    let gate = Gate::new();
+    let server = gated(&gate).await;
+    let pool = Pool::builder()
+        .connections(2)
+        .factory(|origin, client| client.build(origin.clone()))
+        .build(server.url())
+        .unwrap();
+    let requests: Vec<_> = (0..6)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move { get_text(&pool, "/").await })
+        })
+        .collect();
+    within(PATIENCE, server.wait_for_requests_received(2)).await;
+    let closing = tokio::spawn(pool.close());
+    assert_eq!(
+        pool.request(get("/")).await.unwrap_err().code(),
+        "UND_ERR_CLOSED"
+    );
+    for _ in 0..6 {
+        gate.open_one();
+    }
+    for request in requests {
+        assert_eq!(within(PATIENCE, request).await.unwrap().unwrap(), "ok");
+    }
+    within(PATIENCE, closing).await.unwrap();
+    within(PATIENCE, server.wait_for_open_connections(0)).await;
+
+    let pool = Pool::builder()
+        .connections(1)
+        .factory(|origin, client| client.build(origin.clone()))
+        .build(server.url())
+        .unwrap();
+    let requests: Vec<_> = (0..3)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move { get_text(&pool, "/").await })
+        })
+        .collect();
+    within(PATIENCE, server.wait_for_requests_received(7)).await;
+    eventually("two wait for the member", || pool.queued() == 2).await;
+    within(PATIENCE, pool.destroy(None)).await;
+    for request in requests {
+        let err = within(PATIENCE, request).await.unwrap().unwrap_err();
+        assert_eq!(err.code(), "UND_ERR_DESTROYED", "{err}");
+    }
+}
+
+#[tokio::test]
+async fn a_factory_pool_retires_members_past_client_ttl() {
+    let server = TestServer::http1(handlers::hello).await;
+    let made = Arc::new(AtomicUsize::new(0));
+    let count = made.clone();
+    let pool = Pool::builder()
+        .client_ttl(Duration::from_millis(50))
+        .factory(move |origin, client| {
+            count.fetch_add(1, Ordering::SeqCst);
+            client.build(origin.clone())
+        })
+        .build(server.url())
+        .unwrap();
+    get_text(&pool, "/").await.unwrap();
+    // The member's lifetime is what is tested: let it pass.
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    get_text(&pool, "/").await.unwrap();
+    assert_eq!(made.load(Ordering::SeqCst), 2);
+    assert_eq!(pool.members().len(), 1);
+    within(PATIENCE, server.wait_for_open_connections(1)).await;
+}

@@ -105,7 +105,7 @@ impl fmt::Debug for Client {
 /// Builds a [`Client`]; every setter is a [`ClientOptions`] one.
 #[derive(Clone, Debug)]
 pub struct ClientBuilder {
-    options: ClientOptions,
+    pub(crate) options: ClientOptions,
 }
 
 impl ClientBuilder {

@@ -296,6 +296,8 @@ impl Shared {
             let now = Instant::now();
             if let Some(lease) = self.take_available(&mut st, now, &mut after) {
                 st.running += 1;
+                // Taking the last free connection makes the pool busy.
+                self.update_busy(&mut st, &mut after);
                 drop(st);
                 self.after_unlock(after);
                 return Ok(Checkout::Ready(lease));

@@ -1,12 +1,18 @@
-//! `Pool` and `RoundRobinPool`: one origin, many connections.
+//! `Pool` and `RoundRobinPool`: one origin, many connections; and
+//! `FactoryPool`, a Pool whose connections are dispatchers a factory made.
+
+mod factory;
+
+pub use factory::{FactoryPool, FactoryPoolFuture};
 
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::client::{forward_client_options, ClientOptions, Handle};
+use crate::client::{forward_client_options, ClientBuilder, ClientOptions, Handle};
 use crate::connection::{ConnectionBudget, PoolConfig, Selection, Shared};
+use crate::dispatcher::Dispatcher;
 use crate::error::Error;
 use crate::origin::{IntoOrigin, Origin};
 
@@ -21,10 +27,10 @@ use crate::origin::{IntoOrigin, Origin};
 /// (undici issue 4143): a cold burst of 100 requests to an h2 origin
 /// opens one connection.
 ///
-/// undici's Pool is made of Clients, and its `factory` makes them; here a
-/// Pool drives its connections itself, so the way to shape each connection
-/// is the [`connector`](PoolBuilder::connector) (Agent and BalancedPool do
-/// take a factory).
+/// undici's Pool is made of Clients, and its `factory` makes them; this
+/// Pool drives its connections itself, which is leaner. To make each
+/// connection's dispatcher yourself (a Client composed with layers, a
+/// stand-in), give [`PoolBuilder::factory`] and get a [`FactoryPool`].
 ///
 /// ```
 /// use undici_dispatcher::{Body, DispatcherExt, Pool};
@@ -145,6 +151,23 @@ impl<P> PoolBuilder<P> {
         self
     }
 
+    /// undici's Pool `factory`: every connection is a dispatcher that
+    /// `factory` makes from the origin and a [`ClientBuilder`] that
+    /// carries this builder's options and the pool's one connector
+    /// (`builder.build(origin.clone())` makes the default, a Client).
+    pub fn factory<D, F>(self, factory: F) -> FactoryPoolBuilder<D>
+    where
+        D: Dispatcher,
+        F: Fn(&Origin, ClientBuilder) -> Result<D, Error> + Send + Sync + 'static,
+    {
+        FactoryPoolBuilder {
+            options: self.options,
+            connections: self.connections,
+            client_ttl: self.client_ttl,
+            factory: Box::new(factory),
+        }
+    }
+
     fn shared(
         self,
         origin: Origin,
@@ -189,6 +212,40 @@ impl PoolBuilder<RoundRobinPool> {
         Ok(RoundRobinPool {
             handle: Handle::new(shared),
         })
+    }
+}
+
+/// Builds a [`FactoryPool`]: a [`PoolBuilder`] given a factory.
+pub struct FactoryPoolBuilder<D> {
+    options: ClientOptions,
+    connections: Option<usize>,
+    client_ttl: Option<Duration>,
+    factory: Box<factory::MemberFactory<D>>,
+}
+
+impl<D: Dispatcher> FactoryPoolBuilder<D> {
+    /// The pool for `origin`.
+    pub fn build<O>(self, origin: O) -> Result<FactoryPool<D>, Error>
+    where
+        O: IntoOrigin,
+    {
+        FactoryPool::new(
+            origin.into_origin()?,
+            self.options,
+            self.connections,
+            self.client_ttl,
+            self.factory,
+        )
+    }
+}
+
+impl<D> fmt::Debug for FactoryPoolBuilder<D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FactoryPoolBuilder")
+            .field("options", &self.options)
+            .field("connections", &self.connections)
+            .field("client_ttl", &self.client_ttl)
+            .finish_non_exhaustive()
     }
 }
 
