@@ -69,7 +69,7 @@ mod events;
 mod options;
 mod origin;
 mod pool;
-mod routed;
+mod router;
 
 pub use agent::{Agent, AgentBuilder, AgentFuture};
 pub use api::{

@@ -4,7 +4,6 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::task::{Context, Poll};
 
@@ -20,7 +19,7 @@ use crate::events::{EventBus, EventKind, Events};
 use crate::options::RequestOptions;
 use crate::origin::Origin;
 use crate::pool::{Pool, PoolBuilder, PoolStats};
-use crate::routed::Routed;
+use crate::router::{Routed, RouterState};
 use crate::{Request, Response};
 
 type Factory<D> = dyn Fn(&Origin, PoolBuilder<Pool>) -> Result<D, Error> + Send + Sync;
@@ -66,8 +65,7 @@ struct Inner<D> {
     pool: PoolBuilder<Pool>,
     max_origins: Option<usize>,
     events: EventBus,
-    closed: AtomicBool,
-    destroyed: AtomicBool,
+    lifecycle: RouterState,
 }
 
 /// An origin, and whether its requests refused HTTP/2.
@@ -230,8 +228,7 @@ impl<D> AgentBuilder<D> {
                 pool,
                 max_origins: self.max_origins,
                 events: EventBus::new("Agent"),
-                closed: AtomicBool::new(false),
-                destroyed: AtomicBool::new(false),
+                lifecycle: RouterState::default(),
             }),
         }
     }
@@ -265,10 +262,7 @@ impl<D> Inner<D> {
 
 impl<D: Dispatcher> Inner<D> {
     fn lifecycle_error(&self) -> Option<Error> {
-        if self.destroyed.load(Ordering::Acquire) {
-            return Some(Error::destroyed());
-        }
-        self.closed.load(Ordering::Acquire).then(Error::closed)
+        self.lifecycle.lifecycle_error()
     }
 
     /// Hands `request` to the dispatcher for `key`, made if it does not
@@ -363,10 +357,7 @@ impl<D: Dispatcher> Service<Request> for Agent<D> {
     /// is only known from the request, so each request waits for its own
     /// dispatcher's readiness in its future.
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        Poll::Ready(match self.inner.lifecycle_error() {
-            Some(err) => Err(err),
-            None => Ok(()),
-        })
+        self.inner.lifecycle.poll_ready()
     }
 
     fn call(&mut self, request: Request) -> AgentFuture<D> {
@@ -406,29 +397,13 @@ impl<D: Service<Request>> fmt::Debug for AgentFuture<D> {
 
 impl<D: Dispatcher> Dispatcher for Agent<D> {
     fn close(&self) -> BoxFuture<'static, ()> {
-        self.inner.closed.store(true, Ordering::Release);
-        let closing: Vec<_> = self.inner.all().iter().map(Dispatcher::close).collect();
-        Box::pin(async move {
-            futures_util::future::join_all(closing).await;
-        })
+        self.inner.lifecycle.close(&self.inner.all())
     }
 
     fn destroy(&self, reason: Option<Error>) -> BoxFuture<'static, ()> {
-        self.inner.closed.store(true, Ordering::Release);
-        self.inner.destroyed.store(true, Ordering::Release);
-        let reason = reason.map(Arc::new);
-        let destroying: Vec<_> = self
-            .inner
-            .all()
-            .iter()
-            .map(|dispatcher| {
-                let reason = reason.as_ref().map(crate::connection::shared_error);
-                dispatcher.destroy(reason)
-            })
-            .collect();
-        Box::pin(async move {
-            futures_util::future::join_all(destroying).await;
-        })
+        self.inner
+            .lifecycle
+            .destroy(&self.inner.all(), reason.map(Arc::new))
     }
 
     fn events(&self) -> Events {
@@ -436,11 +411,11 @@ impl<D: Dispatcher> Dispatcher for Agent<D> {
     }
 
     fn is_closed(&self) -> bool {
-        self.inner.closed.load(Ordering::Acquire)
+        self.inner.lifecycle.is_closed()
     }
 
     fn is_destroyed(&self) -> bool {
-        self.inner.destroyed.load(Ordering::Acquire)
+        self.inner.lifecycle.is_destroyed()
     }
 
     fn is_idle(&self) -> bool {

@@ -6,7 +6,7 @@ mod weighted;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::task::{Context, Poll};
 
@@ -22,7 +22,7 @@ use crate::error::{Error, ErrorKind};
 use crate::events::{EventBus, EventKind, Events};
 use crate::origin::{IntoOrigin, Origin};
 use crate::pool::{Pool, PoolBuilder, PoolStats};
-use crate::routed::Routed;
+use crate::router::{Routed, RouterState};
 use crate::{Request, Response};
 
 use ewma::Load;
@@ -96,8 +96,7 @@ struct Inner<D> {
     error_penalty: i64,
     balance: Balance,
     events: EventBus,
-    closed: AtomicBool,
-    destroyed: AtomicBool,
+    lifecycle: RouterState,
 }
 
 struct Upstream<D> {
@@ -245,8 +244,7 @@ impl<D: Dispatcher> BalancedPoolBuilder<D> {
                 error_penalty: self.error_penalty,
                 balance: self.balance,
                 events: EventBus::new("BalancedPool"),
-                closed: AtomicBool::new(false),
-                destroyed: AtomicBool::new(false),
+                lifecycle: RouterState::default(),
             }),
         };
         for upstream in upstreams {
@@ -356,16 +354,16 @@ impl<D> Inner<D> {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
+
+    fn dispatchers(&self) -> Vec<D>
+    where
+        D: Clone,
+    {
+        self.all().iter().map(|u| u.dispatcher.clone()).collect()
+    }
 }
 
 impl<D: Dispatcher> Inner<D> {
-    fn lifecycle_error(&self) -> Option<Error> {
-        if self.destroyed.load(Ordering::Acquire) {
-            return Some(Error::destroyed());
-        }
-        self.closed.load(Ordering::Acquire).then(Error::closed)
-    }
-
     /// Follows an upstream's events: re-emits them with the pool in front
     /// and adjusts the upstream's weight.
     fn watch(self: &Arc<Self>, upstream: &Arc<Upstream<D>>) {
@@ -474,10 +472,7 @@ impl<D: Dispatcher> Service<Request> for BalancedPool<D> {
     /// Ready unless closed or destroyed; each request waits for its
     /// upstream's readiness in its future.
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        Poll::Ready(match self.inner.lifecycle_error() {
-            Some(err) => Err(err),
-            None => Ok(()),
-        })
+        self.inner.lifecycle.poll_ready()
     }
 
     fn call(&mut self, mut request: Request) -> BalancedFuture<D> {
@@ -599,34 +594,13 @@ impl<D: Service<Request>> fmt::Debug for BalancedFuture<D> {
 
 impl<D: Dispatcher> Dispatcher for BalancedPool<D> {
     fn close(&self) -> BoxFuture<'static, ()> {
-        self.inner.closed.store(true, Ordering::Release);
-        let closing: Vec<_> = self
-            .inner
-            .all()
-            .iter()
-            .map(|u| u.dispatcher.close())
-            .collect();
-        Box::pin(async move {
-            futures_util::future::join_all(closing).await;
-        })
+        self.inner.lifecycle.close(&self.inner.dispatchers())
     }
 
     fn destroy(&self, reason: Option<Error>) -> BoxFuture<'static, ()> {
-        self.inner.closed.store(true, Ordering::Release);
-        self.inner.destroyed.store(true, Ordering::Release);
-        let reason = reason.map(Arc::new);
-        let destroying: Vec<_> = self
-            .inner
-            .all()
-            .iter()
-            .map(|u| {
-                let reason = reason.as_ref().map(crate::connection::shared_error);
-                u.dispatcher.destroy(reason)
-            })
-            .collect();
-        Box::pin(async move {
-            futures_util::future::join_all(destroying).await;
-        })
+        self.inner
+            .lifecycle
+            .destroy(&self.inner.dispatchers(), reason.map(Arc::new))
     }
 
     fn events(&self) -> Events {
@@ -634,11 +608,11 @@ impl<D: Dispatcher> Dispatcher for BalancedPool<D> {
     }
 
     fn is_closed(&self) -> bool {
-        self.inner.closed.load(Ordering::Acquire)
+        self.inner.lifecycle.is_closed()
     }
 
     fn is_destroyed(&self) -> bool {
-        self.inner.destroyed.load(Ordering::Acquire)
+        self.inner.lifecycle.is_destroyed()
     }
 
     fn is_idle(&self) -> bool {

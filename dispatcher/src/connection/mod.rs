@@ -13,5 +13,5 @@ mod send;
 
 pub(crate) use body::ResponseBody;
 pub(crate) use budget::ConnectionBudget;
-pub(crate) use pool::{shared_error, PoolConfig, Selection, Shared};
+pub(crate) use pool::{PoolConfig, Selection, Shared};
 pub(crate) use send::send;

@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -31,7 +31,7 @@ use crate::dispatcher::Dispatcher;
 use crate::error::Error;
 use crate::events::{EventBus, EventKind, Events};
 use crate::origin::Origin;
-use crate::routed::Routed;
+use crate::router::{Routed, RouterState};
 use crate::{Request, Response};
 
 /// Makes one member of a [`FactoryPool`] from the pool's origin and a
@@ -80,8 +80,7 @@ struct Inner<D: Service<Request>> {
     client_ttl: Option<Duration>,
     events: EventBus,
     next_id: AtomicU64,
-    closed: AtomicBool,
-    destroyed: AtomicBool,
+    lifecycle: RouterState,
     state: Mutex<Members<D>>,
     /// Woken whenever a waiting request is handed a member, for `close`.
     handed_out: Notify,
@@ -126,8 +125,7 @@ impl<D: Dispatcher> FactoryPool<D> {
                 client_ttl,
                 events: EventBus::new("Pool"),
                 next_id: AtomicU64::new(1),
-                closed: AtomicBool::new(false),
-                destroyed: AtomicBool::new(false),
+                lifecycle: RouterState::default(),
                 state: Mutex::new(Members {
                     members: Vec::new(),
                     queue: VecDeque::new(),
@@ -160,10 +158,7 @@ impl<D: Dispatcher> Inner<D> {
     }
 
     fn lifecycle_error(&self) -> Option<Error> {
-        if self.destroyed.load(Ordering::Acquire) {
-            return Some(Error::destroyed());
-        }
-        self.closed.load(Ordering::Acquire).then(Error::closed)
+        self.lifecycle.lifecycle_error()
     }
 
     /// Hands `request` to a member now, or queues it for the first one
@@ -322,10 +317,7 @@ impl<D: Dispatcher> Service<Request> for FactoryPool<D> {
     /// Ready unless closed or destroyed; a request waits for its member
     /// in its future.
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        Poll::Ready(match self.inner.lifecycle_error() {
-            Some(err) => Err(err),
-            None => Ok(()),
-        })
+        self.inner.lifecycle.poll_ready()
     }
 
     fn call(&mut self, request: Request) -> FactoryPoolFuture<D> {
@@ -391,7 +383,9 @@ impl<D: Dispatcher> Dispatcher for FactoryPool<D> {
     /// Refuses new requests; queued ones still get a member, and the
     /// close resolves once every member has closed.
     fn close(&self) -> BoxFuture<'static, ()> {
-        self.inner.closed.store(true, Ordering::Release);
+        // Closed now; the members are closed once every waiting request
+        // has one.
+        self.inner.lifecycle.mark_closed();
         let inner = self.inner.clone();
         Box::pin(async move {
             // Each waiting request is handed a member as one drains; the
@@ -405,34 +399,22 @@ impl<D: Dispatcher> Dispatcher for FactoryPool<D> {
                 }
                 handed_out.await;
             }
-            let closing: Vec<_> = inner.all().iter().map(Dispatcher::close).collect();
-            futures_util::future::join_all(closing).await;
+            inner.lifecycle.close(&inner.all()).await;
         })
     }
 
     fn destroy(&self, reason: Option<Error>) -> BoxFuture<'static, ()> {
-        self.inner.closed.store(true, Ordering::Release);
-        self.inner.destroyed.store(true, Ordering::Release);
         let reason = reason.map(Arc::new);
+        let destroying = self
+            .inner
+            .lifecycle
+            .destroy(&self.inner.all(), reason.clone());
         let waiting: Vec<_> = self.inner.lock().queue.drain(..).collect();
         for waiting in waiting {
-            let error = reason
-                .as_ref()
-                .map_or_else(Error::destroyed, crate::connection::shared_error);
+            let error = reason.as_deref().cloned().unwrap_or_else(Error::destroyed);
             let _ = waiting.answer.send(Routed::failed(error));
         }
-        let destroying: Vec<_> = self
-            .inner
-            .all()
-            .iter()
-            .map(|member| {
-                let reason = reason.as_ref().map(crate::connection::shared_error);
-                member.destroy(reason)
-            })
-            .collect();
-        Box::pin(async move {
-            futures_util::future::join_all(destroying).await;
-        })
+        destroying
     }
 
     fn events(&self) -> Events {
@@ -440,11 +422,11 @@ impl<D: Dispatcher> Dispatcher for FactoryPool<D> {
     }
 
     fn is_closed(&self) -> bool {
-        self.inner.closed.load(Ordering::Acquire)
+        self.inner.lifecycle.is_closed()
     }
 
     fn is_destroyed(&self) -> bool {
-        self.inner.destroyed.load(Ordering::Acquire)
+        self.inner.lifecycle.is_destroyed()
     }
 
     fn is_idle(&self) -> bool {

@@ -1,5 +1,7 @@
-//! `Routed`: a request an Agent or a BalancedPool handed to one of its
-//! dispatchers.
+//! What the dispatchers over dispatchers (Agent, BalancedPool,
+//! FactoryPool) share: [`Routed`], a request handed to one of their
+//! dispatchers, and [`RouterState`], their own closed and destroyed flags
+//! with `close` and `destroy` carried to every dispatcher they hold.
 //!
 //! undici's `dispatch` queues a request at once, so a `close` that comes
 //! later lets it finish. To keep that through a router, the request is
@@ -9,11 +11,15 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use futures_util::future::BoxFuture;
 use futures_util::task::noop_waker_ref;
 use tower_service::Service;
 
+use crate::dispatcher::Dispatcher;
 use crate::error::Error;
 use crate::{Request, Response};
 
@@ -83,5 +89,70 @@ where
                 }
             }
         }
+    }
+}
+
+/// A router's own lifecycle: whether it was closed or destroyed.
+#[derive(Debug, Default)]
+pub(crate) struct RouterState {
+    closed: AtomicBool,
+    destroyed: AtomicBool,
+}
+
+impl RouterState {
+    /// Why a new request is refused, if it is.
+    pub(crate) fn lifecycle_error(&self) -> Option<Error> {
+        if self.is_destroyed() {
+            return Some(Error::destroyed());
+        }
+        self.is_closed().then(Error::closed)
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn is_destroyed(&self) -> bool {
+        self.destroyed.load(Ordering::Acquire)
+    }
+
+    /// Refuses new requests from now on.
+    pub(crate) fn mark_closed(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    /// Marks the router closed; the answer closes `children`.
+    pub(crate) fn close<D: Dispatcher>(&self, children: &[D]) -> BoxFuture<'static, ()> {
+        self.mark_closed();
+        let closing: Vec<_> = children.iter().map(Dispatcher::close).collect();
+        Box::pin(async move {
+            futures_util::future::join_all(closing).await;
+        })
+    }
+
+    /// Marks the router destroyed; the answer destroys `children`, each
+    /// with its copy of `reason`.
+    pub(crate) fn destroy<D: Dispatcher>(
+        &self,
+        children: &[D],
+        reason: Option<Arc<Error>>,
+    ) -> BoxFuture<'static, ()> {
+        self.mark_closed();
+        self.destroyed.store(true, Ordering::Release);
+        let destroying: Vec<_> = children
+            .iter()
+            .map(|child| child.destroy(reason.as_deref().cloned()))
+            .collect();
+        Box::pin(async move {
+            futures_util::future::join_all(destroying).await;
+        })
+    }
+
+    /// Ready unless closed or destroyed, as a router's `poll_ready`.
+    pub(crate) fn poll_ready(&self) -> Poll<Result<(), Error>> {
+        Poll::Ready(match self.lifecycle_error() {
+            Some(err) => Err(err),
+            None => Ok(()),
+        })
     }
 }
