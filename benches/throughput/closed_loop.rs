@@ -6,9 +6,13 @@
 //! fixed window in which every completed request is counted and its
 //! latency recorded, then stop. CPU time is the process's CPU clock
 //! delta over exactly that window (see [`cpu`]).
+//!
+//! For profiling (`BENCH_REQUESTS`) the loop instead runs a fixed number
+//! of requests with no warm-up and no clock, so that an instruction
+//! counter such as callgrind sees the same work on every run.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,6 +33,9 @@ pub trait Worker: Send + 'static {
 pub struct Window {
     pub warmup: Duration,
     pub measure: Duration,
+    /// Profiling: exactly this many requests, shared by the workers,
+    /// instead of the timed window.
+    pub requests: Option<u64>,
 }
 
 const WARMUP: u8 = 0;
@@ -41,6 +48,9 @@ const GRACE: Duration = Duration::from_secs(10);
 
 /// Runs `workers` through `window` on the current runtime.
 pub async fn run<W: Worker>(workers: Vec<W>, window: Window) -> Result<Sample, String> {
+    if let Some(requests) = window.requests {
+        return run_counted(workers, requests).await;
+    }
     let phase = Arc::new(AtomicU8::new(WARMUP));
     let tasks: Vec<_> = workers
         .into_iter()
@@ -74,6 +84,59 @@ pub async fn run<W: Worker>(workers: Vec<W>, window: Window) -> Result<Sample, S
         return Err("no request completed in the window".into());
     }
     Ok(Sample::from_window(&histogram, elapsed, cpu_used))
+}
+
+/// Profiling: the workers send `requests` requests between them, then
+/// stop. The figures cover the whole run, connection set-up included.
+async fn run_counted<W: Worker>(workers: Vec<W>, requests: u64) -> Result<Sample, String> {
+    let tickets = Arc::new(AtomicU64::new(requests));
+    let cpu_start = cpu::self_cpu_coarse();
+    let (user_start, sys_start) = cpu::self_user_sys_coarse();
+    let switches_start = cpu::self_context_switches();
+    let start = Instant::now();
+    let tasks: Vec<_> = workers
+        .into_iter()
+        .map(|worker| tokio::spawn(drive_counted(worker, tickets.clone())))
+        .collect();
+    let mut histogram = Histogram::new();
+    for task in tasks {
+        match task.await {
+            Ok(Ok(worker)) => histogram.merge(&worker),
+            Ok(Err(err)) => return Err(err),
+            Err(join) => return Err(format!("a worker panicked: {join}")),
+        }
+    }
+    let elapsed = start.elapsed();
+    let cpu_used = cpu::self_cpu_coarse().saturating_sub(cpu_start);
+    let (user, sys) = cpu::self_user_sys_coarse();
+    let switches = cpu::self_context_switches().saturating_sub(switches_start);
+    eprint!(
+        "[{requests} requests: user {:.2} s, system {:.2} s, {switches} context switches] ",
+        user.saturating_sub(user_start).as_secs_f64(),
+        sys.saturating_sub(sys_start).as_secs_f64()
+    );
+    Ok(Sample::from_window(&histogram, elapsed, cpu_used))
+}
+
+/// One worker's loop in a counted run: a request per ticket.
+async fn drive_counted<W: Worker>(
+    mut worker: W,
+    tickets: Arc<AtomicU64>,
+) -> Result<Histogram, String> {
+    let mut histogram = Histogram::new();
+    let take = |n: u64| n.checked_sub(1);
+    while tickets
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, take)
+        .is_ok()
+    {
+        let sent = Instant::now();
+        worker
+            .send()
+            .await
+            .map_err(|err| format!("request failed: {}", chain(&*err)))?;
+        histogram.record(sent.elapsed());
+    }
+    Ok(histogram)
 }
 
 /// One worker's loop: a request at a time until `STOP`, recording the

@@ -8,9 +8,10 @@
 //! | `BENCH_SECS` | 5 | the measured window of one run, in seconds |
 //! | `BENCH_WARMUP` | 1 | the warm-up before each window, in seconds |
 //! | `BENCH_RUNS` | 3 | runs per peer and scenario; each figure is their median |
-//! | `BENCH_FILTER` | all | comma-separated substrings of scenario names (`memory` selects the memory comparison) |
+//! | `BENCH_FILTER` | all | comma-separated substrings of scenario names (`memory` selects the memory comparison; `=name` selects only that scenario) |
 //! | `BENCH_CLIENTS` | all | comma-separated client names to run |
 //! | `BENCH_MEMORY_CONNECTIONS` | 1000 | idle connections in the memory comparison |
+//! | `BENCH_REQUESTS` | unset | profiling: each in-process run sends exactly this many requests, no warm-up, no window |
 //! | `BENCH_NO_PIN` | unset | set to skip pinning server and clients to cores |
 //! | `BENCH_NODE_UNDICI` | `target/bench/node/node_modules/undici` | Node's undici package |
 
@@ -46,6 +47,8 @@ pub struct Config {
     pub filter: Vec<String>,
     pub clients: Vec<String>,
     pub memory_connections: usize,
+    /// Profiling: a fixed number of requests per run instead of a window.
+    pub requests: Option<u64>,
     pub pin: bool,
     /// `target/bench`: the JSON report, the CA file, Node's undici.
     pub out_dir: PathBuf,
@@ -67,6 +70,7 @@ impl Config {
             filter,
             clients: list("BENCH_CLIENTS"),
             memory_connections: number("BENCH_MEMORY_CONNECTIONS", 1000).max(1),
+            requests: env::var("BENCH_REQUESTS").ok().and_then(|v| v.parse().ok()),
             pin: env::var_os("BENCH_NO_PIN").is_none(),
             node_undici: env::var_os("BENCH_NODE_UNDICI")
                 .map(PathBuf::from)
@@ -77,7 +81,11 @@ impl Config {
 
     /// Whether the filter selects the scenario `name`.
     pub fn selects(&self, name: &str) -> bool {
-        self.filter.is_empty() || self.filter.iter().any(|f| name.contains(f.as_str()))
+        self.filter.is_empty()
+            || self.filter.iter().any(|f| match f.strip_prefix('=') {
+                Some(exact) => name == exact,
+                None => name.contains(f.as_str()),
+            })
     }
 
     /// Whether the client filter selects the client `name`.

@@ -153,6 +153,7 @@ pub fn run_scenario(
     let window = Window {
         warmup: config.warmup,
         measure: config.secs,
+        requests: config.requests,
     };
 
     for run in 1..=config.runs {
