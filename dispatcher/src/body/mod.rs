@@ -47,7 +47,10 @@ pub const DEFAULT_DUMP_LIMIT: u64 = 128 * 1024;
 pub struct Body {
     kind: Kind,
     started: bool,
-    trailers: Option<HeaderMap>,
+    /// Boxed: few bodies have trailers, and every request and response
+    /// carries a `Body` through several moves (a `HeaderMap` inline would
+    /// more than double its size).
+    trailers: Option<Box<HeaderMap>>,
 }
 
 enum Kind {
@@ -182,7 +185,7 @@ impl Body {
 
     /// The trailers, once the body has ended and if the server sent any.
     pub fn trailers(&self) -> Option<&HeaderMap> {
-        self.trailers.as_ref()
+        self.trailers.as_deref()
     }
 
     fn check_unused(&self) -> Result<(), Error> {
@@ -336,7 +339,7 @@ impl http_body::Body for Body {
         this.started = true;
         if let Some(Ok(frame)) = &frame {
             if let Some(trailers) = frame.trailers_ref() {
-                this.trailers = Some(trailers.clone());
+                this.trailers = Some(Box::new(trailers.clone()));
             }
         }
         Poll::Ready(frame)
@@ -442,6 +445,13 @@ mod tests {
         assert_eq!(body.text().await.unwrap(), "hello");
         assert_eq!(copy.bytes().await.unwrap(), "hello");
         assert!(http_body::Body::is_end_stream(&Body::empty()));
+    }
+
+    #[test]
+    fn a_body_is_a_few_words() {
+        // Every request and response moves its body several times on the
+        // way through the stack.
+        assert!(std::mem::size_of::<Body>() <= 64);
     }
 
     #[tokio::test]
