@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::{BoxFuture, Either};
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, StatusCode, Uri, Version};
 use tokio::sync::OwnedSemaphorePermit;
@@ -94,12 +94,15 @@ impl Exchange {
                 lease.fail(&error);
                 return Err(error);
             }
-            set_target(&mut request, &shared, lease.is_h2());
+            // Copied before `set_target` adds the `Host` header: a request
+            // without headers of its own then copies without allocating,
+            // and a replay goes through `set_target` again anyway.
             let replay = if attempt < MAX_ATTEMPTS && may_replay(&self, &request, &lease) {
                 copy_request(&request)
             } else {
                 None
             };
+            set_target(&mut request, &shared, lease.is_h2());
             // In flight: if this future is dropped now, the connection goes.
             lease.set_outcome(Outcome::Discard);
             let Some(sender) = lease.sender() else {
@@ -196,6 +199,17 @@ fn copy_request(request: &Request) -> Option<Request> {
 /// pseudo-headers) for HTTP/2.
 fn set_target(request: &mut Request, shared: &Shared, h2: bool) {
     let origin = &shared.origin;
+    let uri = request.uri();
+    let origin_form = uri.scheme().is_none()
+        && uri.authority().is_none()
+        && uri.path_and_query().is_some()
+        && request.method() != Method::CONNECT;
+    if origin_form && !h2 {
+        // Already what HTTP/1 sends (a Pool's usual request): only the
+        // version and `Host` to set, without taking the URI apart.
+        set_http1_head(request, shared);
+        return;
+    }
     let mut parts = std::mem::take(request.uri_mut()).into_parts();
     if request.method() == Method::CONNECT {
         parts.scheme = None;
@@ -220,12 +234,16 @@ fn set_target(request: &mut Request, shared: &Shared, h2: bool) {
     if h2 {
         *request.version_mut() = Version::HTTP_2;
     } else {
-        *request.version_mut() = Version::HTTP_11;
-        if !request.headers().contains_key(header::HOST) {
-            request
-                .headers_mut()
-                .insert(header::HOST, shared.host_header.clone());
-        }
+        set_http1_head(request, shared);
+    }
+}
+
+fn set_http1_head(request: &mut Request, shared: &Shared) {
+    *request.version_mut() = Version::HTTP_11;
+    if !request.headers().contains_key(header::HOST) {
+        request
+            .headers_mut()
+            .insert(header::HOST, shared.host_header.clone());
     }
 }
 
@@ -234,19 +252,17 @@ impl Exchange {
     /// they add.
     fn prepare(shared: &Shared, request: &mut Request) -> Result<Exchange, Error> {
         check_origin(&shared.origin, request.uri())?;
-        check_headers(request.headers())?;
+        let names = HeaderNames::of(request.headers());
+        check_headers(request.headers(), &names)?;
         let defaults = &shared.options;
-        if defaults.strict_content_length {
+        if defaults.strict_content_length && names.content_length {
             check_content_length(request)?;
         }
         let headers = request.headers();
         let options = RequestOptions::of(request);
         let upgrade_protocol = options.and_then(|o| o.upgrade_protocol().map(str::to_owned));
         let is_connect = request.method() == Method::CONNECT;
-        let closes = headers
-            .get(header::CONNECTION)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")));
+        let closes = names.connection && has_token(headers, header::CONNECTION, "close");
         if options.is_some_and(RequestOptions::is_expect_continue) {
             return Err(Error::not_supported(
                 "expect: 100-continue is not supported over HTTP/1.1 (as in undici)",
@@ -362,27 +378,66 @@ fn check_origin(origin: &Origin, uri: &Uri) -> Result<(), Error> {
     Ok(())
 }
 
+/// `keep-alive`, which `http` has no constant for.
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+
+/// What one pass over a request's header names found, for the checks
+/// that would otherwise look each name up in turn.
+#[derive(Default)]
+struct HeaderNames {
+    transfer_encoding: bool,
+    keep_alive: bool,
+    upgrade: bool,
+    expect: bool,
+    content_length: bool,
+    connection: bool,
+}
+
+impl HeaderNames {
+    /// Most requests carry a handful of headers or none: one walk over
+    /// the names costs less than a hashed lookup per name.
+    fn of(headers: &HeaderMap) -> Self {
+        let mut found = HeaderNames::default();
+        for name in headers.keys() {
+            if name == header::TRANSFER_ENCODING {
+                found.transfer_encoding = true;
+            } else if name == header::UPGRADE {
+                found.upgrade = true;
+            } else if name == header::EXPECT {
+                found.expect = true;
+            } else if name == header::CONTENT_LENGTH {
+                found.content_length = true;
+            } else if name == header::CONNECTION {
+                found.connection = true;
+            } else if name == KEEP_ALIVE {
+                found.keep_alive = true;
+            }
+        }
+        found
+    }
+}
+
 /// Headers undici refuses, because they are the connection's business.
-fn check_headers(headers: &HeaderMap) -> Result<(), Error> {
-    if headers.contains_key(header::TRANSFER_ENCODING) {
+fn check_headers(headers: &HeaderMap, names: &HeaderNames) -> Result<(), Error> {
+    if names.transfer_encoding {
         return Err(Error::invalid_argument(
             "invalid transfer-encoding header: the body decides the framing",
         ));
     }
-    if headers.contains_key("keep-alive") {
+    if names.keep_alive {
         return Err(Error::invalid_argument(
             "invalid keep-alive header: use the reset option or keep_alive_timeout",
         ));
     }
-    if headers.contains_key(header::UPGRADE) {
+    if names.upgrade {
         return Err(Error::invalid_argument(
             "invalid upgrade header: use the upgrade option",
         ));
     }
-    if headers.contains_key(header::EXPECT) {
+    if names.expect {
         return Err(Error::not_supported("expect header not supported"));
     }
-    if headers.get_all(header::CONTENT_LENGTH).iter().count() > 1 {
+    if names.content_length && headers.get_all(header::CONTENT_LENGTH).iter().count() > 1 {
         return Err(Error::invalid_argument("duplicate content-length header"));
     }
     Ok(())
@@ -433,22 +488,16 @@ fn keep_alive(
     if reset {
         return Outcome::Discard;
     }
-    let connection = parts
-        .headers
-        .get(header::CONNECTION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let has_token = |token: &str| {
-        connection
-            .split(',')
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
-    };
-    if has_token("close") || (parts.version == Version::HTTP_10 && !has_token("keep-alive")) {
+    let headers = &parts.headers;
+    let closes = has_token(headers, header::CONNECTION, "close");
+    if closes
+        || (parts.version == Version::HTTP_10
+            && !has_token(headers, header::CONNECTION, "keep-alive"))
+    {
         return Outcome::Discard;
     }
-    let Some(hint) = parts
-        .headers
-        .get("keep-alive")
+    let Some(hint) = headers
+        .get(KEEP_ALIVE)
         .and_then(|v| v.to_str().ok())
         .and_then(keep_alive_hint)
     else {
@@ -460,6 +509,14 @@ fn keep_alive(
         }
         _ => Outcome::Discard,
     }
+}
+
+/// Whether the comma-separated header `name` holds `token` (any case).
+fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
 }
 
 /// The `timeout=N` of a `Keep-Alive` header, in seconds.
@@ -525,13 +582,17 @@ mod tests {
             HeaderValue::from_static("chunked"),
         );
         assert_eq!(
-            check_headers(&headers).unwrap_err().code(),
+            check_headers(&headers, &HeaderNames::of(&headers))
+                .unwrap_err()
+                .code(),
             "UND_ERR_INVALID_ARG"
         );
         let mut headers = HeaderMap::new();
         headers.insert(header::EXPECT, HeaderValue::from_static("100-continue"));
         assert_eq!(
-            check_headers(&headers).unwrap_err().code(),
+            check_headers(&headers, &HeaderNames::of(&headers))
+                .unwrap_err()
+                .code(),
             "UND_ERR_NOT_SUPPORTED"
         );
     }
