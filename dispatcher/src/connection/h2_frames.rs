@@ -6,8 +6,9 @@
 //! other payload is skipped without a look. It never changes the bytes.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::task::{Context, Poll};
 
-use tokio::sync::Notify;
+use futures_util::task::AtomicWaker;
 
 const FRAME_HEADER_LEN: usize = 9;
 const SETTINGS_ENTRY_LEN: usize = 6;
@@ -24,7 +25,9 @@ pub(crate) struct H2Signals {
     /// The server's first SETTINGS has been read.
     settled: AtomicBool,
     goaway: AtomicBool,
-    changed: Notify,
+    /// Something changed that the connection's task has not seen yet.
+    changed: AtomicBool,
+    task: AtomicWaker,
 }
 
 impl Default for H2Signals {
@@ -33,7 +36,8 @@ impl Default for H2Signals {
             max_streams: AtomicU32::new(u32::MAX),
             settled: AtomicBool::new(false),
             goaway: AtomicBool::new(false),
-            changed: Notify::new(),
+            changed: AtomicBool::new(false),
+            task: AtomicWaker::new(),
         }
     }
 }
@@ -51,9 +55,19 @@ impl H2Signals {
         self.goaway.load(Ordering::Acquire)
     }
 
-    /// Resolves once something changed since the last time.
-    pub(crate) async fn changed(&self) {
-        self.changed.notified().await;
+    /// Ready once something changed since the last time it was.
+    pub(crate) fn poll_changed(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.task.register(cx.waker());
+        if self.changed.swap(false, Ordering::AcqRel) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    fn notify(&self) {
+        self.changed.store(true, Ordering::Release);
+        self.task.wake();
     }
 }
 
@@ -103,7 +117,7 @@ impl FrameWatch {
         self.in_settings = kind == TYPE_SETTINGS && flags & FLAG_ACK == 0;
         self.entry_len = 0;
         if kind == TYPE_GOAWAY && !signals.goaway.swap(true, Ordering::AcqRel) {
-            signals.changed.notify_one();
+            signals.notify();
         }
         if self.remaining == 0 {
             self.end_frame(signals);
@@ -130,7 +144,7 @@ impl FrameWatch {
     fn end_frame(&mut self, signals: &H2Signals) {
         if self.in_settings {
             signals.settled.store(true, Ordering::Release);
-            signals.changed.notify_one();
+            signals.notify();
         }
         self.header_len = 0;
         self.in_settings = false;

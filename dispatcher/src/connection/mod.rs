@@ -8,6 +8,7 @@ mod h2_frames;
 mod h2_io;
 mod lease;
 mod open;
+mod orders;
 mod pool;
 mod send;
 

@@ -2,12 +2,13 @@
 //! per request.
 
 use std::future::{poll_fn, Future};
+use std::pin::Pin;
 use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
 
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::sync::oneshot;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 use undici_connectors::Connection;
 
@@ -18,7 +19,8 @@ use super::errors::{self, Phase};
 use super::h2_frames::H2Signals;
 use super::h2_io::{H2Io, KillSwitch};
 use super::lease::Sender;
-use super::pool::{IdleCheck, Recheck, Shared};
+use super::orders::{Order, Orders};
+use super::pool::{IdleCheck, Shared};
 
 /// Starts opening a connection for the pool, on the current tokio runtime.
 pub(crate) fn spawn(shared: Arc<Shared>) {
@@ -104,9 +106,8 @@ async fn drive<C>(
 ) where
     C: Future<Output = hyper::Result<()>>,
 {
-    let (close_tx, mut close) = oneshot::channel();
-    let recheck = Arc::new(Recheck::default());
-    let Some((key, id)) = shared.connected(sender, socket, close_tx, recheck.clone()) else {
+    let orders = Arc::new(Orders::default());
+    let Some((key, id)) = shared.connected(sender, socket, orders.clone()) else {
         return;
     };
     let first_check = Instant::now() + shared.options.keep_alive_timeout;
@@ -116,37 +117,55 @@ async fn drive<C>(
     // Boxed so that it can be dropped (closing the socket) before the
     // disconnect event goes out.
     let mut conn = Box::pin(conn);
-    let idle = tokio::time::sleep_until(first_check);
-    tokio::pin!(idle);
+    let mut idle = IdleTimer::new(first_check);
     let mut pooled = true;
     let ended: Option<hyper::Error> = loop {
-        tokio::select! {
-            result = &mut conn => break result.err(),
-            signal = &mut close, if pooled => match signal {
-                Ok(()) => {
-                    if let Some(h2) = &h2 {
-                        h2.switch.kill();
-                    }
-                    break None;
+        let event = poll_fn(|cx| {
+            // hyper's connection first: it is what wakes the task nearly
+            // every time, and the rest is looked at only while pooled.
+            if let Poll::Ready(result) = conn.as_mut().poll(cx) {
+                return Poll::Ready(Event::Ended(result.err()));
+            }
+            if !pooled {
+                return Poll::Pending;
+            }
+            if let Poll::Ready(order) = orders.poll(cx) {
+                return Poll::Ready(Event::Order(order));
+            }
+            if let Some(h2) = &h2 {
+                if h2.signals.poll_changed(cx).is_ready() {
+                    return Poll::Ready(Event::FramesChanged);
                 }
-                // The close signal was dropped unsent: either the pool is
-                // gone, or an upgrade took the connection over and this
-                // task now just carries the tunnel to its end.
-                Err(_) if pool.strong_count() == 0 => break None,
-                Err(_) => pooled = false,
-            },
-            () = frames_changed(h2.as_ref()), if pooled => {
-                let (Some(shared), Some(h2)) = (pool.upgrade(), &h2) else { break None };
+            }
+            idle.poll(cx).map(|()| Event::IdleCheck)
+        })
+        .await;
+        match event {
+            Event::Ended(error) => break error,
+            Event::Order(Order::Close) => {
+                if let Some(h2) = &h2 {
+                    h2.switch.kill();
+                }
+                break None;
+            }
+            // The pool let the connection go: an upgrade took it over and
+            // this task now just carries the tunnel to its end.
+            Event::Order(Order::Detach) if pool.strong_count() == 0 => break None,
+            Event::Order(Order::Detach) => pooled = false,
+            Event::Order(Order::Recheck) => idle.reset(Instant::now()),
+            Event::FramesChanged => {
+                let (Some(shared), Some(h2)) = (pool.upgrade(), &h2) else {
+                    break None;
+                };
                 shared.h2_frames_seen(key, id, h2.signals.max_streams(), h2.signals.goaway());
             }
-            () = poll_fn(|cx| recheck.poll(cx)), if pooled => {
-                idle.as_mut().reset(Instant::now());
-            }
-            () = &mut idle, if pooled => {
-                let Some(shared) = pool.upgrade() else { break None };
+            Event::IdleCheck => {
+                let Some(shared) = pool.upgrade() else {
+                    break None;
+                };
                 match shared.check_idle(key, id) {
                     IdleCheck::Close => break None,
-                    IdleCheck::Recheck(at) => idle.as_mut().reset(at),
+                    IdleCheck::Recheck(at) => idle.reset(at),
                 }
             }
         }
@@ -165,6 +184,50 @@ async fn drive<C>(
     }
 }
 
+/// Why the connection's task woke up, besides hyper's own work.
+enum Event {
+    Ended(Option<hyper::Error>),
+    Order(Order),
+    FramesChanged,
+    IdleCheck,
+}
+
+/// The keep-alive timer of a connection's task.
+///
+/// A `Sleep` wakes the task that last polled it, so once polled after a
+/// reset it is polled again only when it says it has fired: the task
+/// wakes twice per request for hyper, and a timer due in seconds has
+/// nothing to say on those wake-ups.
+struct IdleTimer {
+    sleep: Pin<Box<Sleep>>,
+    registered: bool,
+}
+
+impl IdleTimer {
+    fn new(at: Instant) -> Self {
+        IdleTimer {
+            sleep: Box::pin(tokio::time::sleep_until(at)),
+            registered: false,
+        }
+    }
+
+    fn reset(&mut self, at: Instant) {
+        self.sleep.as_mut().reset(at);
+        self.registered = false;
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.registered && !self.sleep.is_elapsed() {
+            return Poll::Pending;
+        }
+        let fired = self.sleep.as_mut().poll(cx);
+        // Fired, it stays elapsed until the next reset, and is polled each
+        // time until then.
+        self.registered = fired.is_pending();
+        fired
+    }
+}
+
 /// What the pool holds of an HTTP/2 connection besides hyper's handle:
 /// the switch that fails its IO (hyper's HTTP/2 task outlives `conn`
 /// while streams are open, so dropping `conn` alone would not end them),
@@ -173,13 +236,4 @@ async fn drive<C>(
 struct H2Control {
     switch: Arc<KillSwitch>,
     signals: Arc<H2Signals>,
-}
-
-/// Resolves when the server's SETTINGS or GOAWAY said something new;
-/// never for HTTP/1.
-async fn frames_changed(h2: Option<&H2Control>) {
-    match h2 {
-        Some(h2) => h2.signals.changed().await,
-        None => std::future::pending().await,
-    }
 }

@@ -23,7 +23,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use futures_util::task::AtomicWaker;
 use http::HeaderValue;
 use slab::Slab;
 use tokio::sync::{oneshot, Semaphore};
@@ -38,6 +37,7 @@ use super::budget::ConnectionBudget;
 use super::errors;
 use super::lease::{Lease, Sender};
 use super::open;
+use super::orders::Orders;
 
 /// A waiting request: it is handed a lease, or the error that ends it.
 type Waiter = oneshot::Sender<Result<Lease, Error>>;
@@ -143,43 +143,21 @@ struct Conn {
     keep_alive: Duration,
     created: Instant,
     socket: SocketInfo,
-    /// Sending on it tells the connection's task to close the connection;
-    /// dropping it unsent detaches the connection (after an upgrade).
-    close: Option<oneshot::Sender<()>>,
-    /// Tells the connection's task that its idle deadline moved earlier.
-    recheck: Arc<Recheck>,
-}
-
-/// A nudge to a connection's task to look at its idle deadline again,
-/// when a server's keep-alive hint shortened it.
-#[derive(Debug, Default)]
-pub(crate) struct Recheck {
-    due: AtomicBool,
-    waker: AtomicWaker,
-}
-
-impl Recheck {
-    fn nudge(&self) {
-        self.due.store(true, Ordering::Release);
-        self.waker.wake();
-    }
-
-    /// Ready once nudged; the nudge is consumed.
-    pub(crate) fn poll(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
-        self.waker.register(cx.waker());
-        if self.due.swap(false, Ordering::AcqRel) {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    }
+    /// Tells the connection's task to close the connection, or, when the
+    /// entry is dropped without that (after an upgrade), to let it go.
+    orders: Arc<Orders>,
 }
 
 impl Conn {
     fn close(&mut self) {
-        if let Some(close) = self.close.take() {
-            let _ = close.send(());
-        }
+        self.orders.close();
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // A close given before stays the task's first order.
+        self.orders.detach();
     }
 }
 
@@ -532,7 +510,7 @@ impl Shared {
             {
                 if let Some(keep_alive) = hint {
                     if keep_alive < conn.keep_alive {
-                        conn.recheck.nudge();
+                        conn.orders.recheck();
                     }
                     conn.keep_alive = keep_alive;
                 }
@@ -543,8 +521,7 @@ impl Shared {
             (Outcome::Detach, _) => {
                 // The connection's task keeps driving the upgraded IO,
                 // outside the pool and its budget.
-                let conn = st.conns.remove(key);
-                drop(conn.close);
+                drop(st.conns.remove(key));
                 after.released += 1;
             }
             _ => self.remove(st, key, after),
@@ -566,8 +543,7 @@ impl Shared {
         self: &Arc<Self>,
         sender: Sender,
         socket: SocketInfo,
-        close: oneshot::Sender<()>,
-        recheck: Arc<Recheck>,
+        orders: Arc<Orders>,
     ) -> Option<(usize, u64)> {
         let mut after = AfterUnlock::default();
         let registered = {
@@ -600,8 +576,7 @@ impl Shared {
                 keep_alive: self.keep_alive_default(),
                 created: now,
                 socket,
-                close: Some(close),
-                recheck,
+                orders,
             });
             let learned = if h2 { Protocol::Http2 } else { Protocol::Http1 };
             if st.protocol != Some(learned) {
