@@ -10,7 +10,7 @@ use futures_util::future::{BoxFuture, Either};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, StatusCode, Uri, Version};
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 use crate::error::{Error, ErrorKind};
 use crate::options::{Opaque, RequestOptions};
@@ -79,7 +79,10 @@ impl Exchange {
                 Some(checkout) => checkout,
                 None => shared.checkout(true)?,
             };
-            let mut lease = wait_for_connection(&shared, checkout).await?;
+            let mut lease = match checkout {
+                Checkout::Ready(lease) => lease,
+                Checkout::Wait(waiting) => wait_for_connection(&shared, waiting).await?,
+            };
             let ready = match lease.sender() {
                 Some(sender) => poll_fn(|cx| sender.poll_ready(cx)).await,
                 None => continue,
@@ -153,13 +156,13 @@ impl Exchange {
     }
 }
 
-async fn wait_for_connection(shared: &Arc<Shared>, checkout: Checkout) -> Result<Lease, Error> {
-    match checkout {
-        Checkout::Ready(lease) => Ok(lease),
-        Checkout::Wait(waiting) => match waiting.await {
-            Ok(result) => result,
-            Err(_) => Err(shared.destroyed_error().unwrap_or_else(Error::closed)),
-        },
+async fn wait_for_connection(
+    shared: &Arc<Shared>,
+    waiting: oneshot::Receiver<Result<Lease, Error>>,
+) -> Result<Lease, Error> {
+    match waiting.await {
+        Ok(result) => result,
+        Err(_) => Err(shared.destroyed_error().unwrap_or_else(Error::closed)),
     }
 }
 
@@ -262,7 +265,7 @@ impl Exchange {
         let options = RequestOptions::of(request);
         let upgrade_protocol = options.and_then(|o| o.upgrade_protocol().map(str::to_owned));
         let is_connect = request.method() == Method::CONNECT;
-        let closes = names.connection && has_token(headers, header::CONNECTION, "close");
+        let closes = names.connection && has_token(headers.get(header::CONNECTION), "close");
         if options.is_some_and(RequestOptions::is_expect_continue) {
             return Err(Error::not_supported(
                 "expect: 100-continue is not supported over HTTP/1.1 (as in undici)",
@@ -328,7 +331,8 @@ impl Exchange {
             return Ok(Response::from_parts(parts, Body::empty()));
         }
         let options = &lease.shared().options;
-        let content_length = content_length(&parts.headers);
+        let found = ResponseHeaders::of(&parts.headers);
+        let content_length = found.content_length.and_then(parse_content_length);
         if let (Some(max), Some(length)) = (options.max_response_size, content_length) {
             if length > max {
                 return Err(exceeded_max_size(Some(max)));
@@ -337,7 +341,7 @@ impl Exchange {
         let outcome = if lease.is_h2() {
             Outcome::Reuse(None)
         } else {
-            keep_alive(&parts, self.reset, options)
+            keep_alive(parts.version, &found, self.reset, options)
         };
         let max_size = options.max_response_size;
         if http_body::Body::is_end_stream(&incoming) {
@@ -443,14 +447,37 @@ fn check_headers(headers: &HeaderMap, names: &HeaderNames) -> Result<(), Error> 
     Ok(())
 }
 
-fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+/// The response headers the pool reads, found in one pass over the
+/// names (a response has a handful) rather than a hashed lookup each.
+#[derive(Default)]
+struct ResponseHeaders<'a> {
+    content_length: Option<&'a HeaderValue>,
+    connection: Option<&'a HeaderValue>,
+    keep_alive: Option<&'a HeaderValue>,
+}
+
+impl<'a> ResponseHeaders<'a> {
+    fn of(headers: &'a HeaderMap) -> Self {
+        let mut found = ResponseHeaders::default();
+        for (name, value) in headers {
+            let slot = if name == header::CONTENT_LENGTH {
+                &mut found.content_length
+            } else if name == header::CONNECTION {
+                &mut found.connection
+            } else if name == KEEP_ALIVE {
+                &mut found.keep_alive
+            } else {
+                continue;
+            };
+            // The first value, as `HeaderMap::get` answers.
+            slot.get_or_insert(value);
+        }
+        found
+    }
+}
+
+fn parse_content_length(value: &HeaderValue) -> Option<u64> {
+    value.to_str().ok()?.trim().parse().ok()
 }
 
 /// `strict_content_length`: a known body must match its content-length
@@ -481,23 +508,22 @@ fn check_content_length(request: &mut Request) -> Result<(), Error> {
 /// end the connection; `Keep-Alive: timeout=N` sets its idle life to
 /// `N - threshold`, capped, and a hint at or under the threshold ends it.
 fn keep_alive(
-    parts: &http::response::Parts,
+    version: Version,
+    found: &ResponseHeaders<'_>,
     reset: bool,
     options: &crate::ClientOptions,
 ) -> Outcome {
     if reset {
         return Outcome::Discard;
     }
-    let headers = &parts.headers;
-    let closes = has_token(headers, header::CONNECTION, "close");
-    if closes
-        || (parts.version == Version::HTTP_10
-            && !has_token(headers, header::CONNECTION, "keep-alive"))
+    let connection = found.connection;
+    if has_token(connection, "close")
+        || (version == Version::HTTP_10 && !has_token(connection, "keep-alive"))
     {
         return Outcome::Discard;
     }
-    let Some(hint) = headers
-        .get(KEEP_ALIVE)
+    let Some(hint) = found
+        .keep_alive
         .and_then(|v| v.to_str().ok())
         .and_then(keep_alive_hint)
     else {
@@ -511,10 +537,9 @@ fn keep_alive(
     }
 }
 
-/// Whether the comma-separated header `name` holds `token` (any case).
-fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
-    headers
-        .get(name)
+/// Whether a comma-separated header value holds `token` (any case).
+fn has_token(value: Option<&HeaderValue>, token: &str) -> bool {
+    value
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
 }
@@ -533,6 +558,15 @@ fn keep_alive_hint(value: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn keep_alive(
+        parts: &http::response::Parts,
+        reset: bool,
+        options: &crate::ClientOptions,
+    ) -> Outcome {
+        let found = ResponseHeaders::of(&parts.headers);
+        super::keep_alive(parts.version, &found, reset, options)
+    }
 
     fn head(headers: &[(&str, &str)], version: Version) -> http::response::Parts {
         let mut builder = http::Response::builder().version(version);
