@@ -1,15 +1,18 @@
 //! `request()`.
 
-use tower::ServiceExt;
+use std::future::poll_fn;
+
 use tower_service::Service;
 
 use crate::error::Error;
 use crate::{Request, Response};
 
-pub(super) async fn request<S>(service: S, request: Request) -> Result<Response, Error>
+pub(super) async fn request<S>(mut service: S, request: Request) -> Result<Response, Error>
 where
     S: Service<Request, Response = Response, Error = Error>,
 {
     super::refuse_connect(&request, "request")?;
-    service.oneshot(request).await
+    // tower's `oneshot`, without its state machine around the request.
+    poll_fn(|cx| service.poll_ready(cx)).await?;
+    service.call(request).await
 }
