@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{get, within, PATIENCE};
-use undici_dispatcher::{Client, DispatcherExt, Error};
+use undici_dispatcher::{Client, Dispatcher, DispatcherExt, Error, EventKind};
 use undici_test_support::RawServer;
 
 /// Sends one GET to a server writing `bytes`, reads the whole body, and
@@ -91,6 +91,70 @@ async fn headers_that_never_finish_time_out() {
         .unwrap_err();
     assert_eq!(err.code(), "UND_ERR_HEADERS_TIMEOUT", "{err:?}");
     assert!(err.is_timeout());
+}
+
+/// A server that answers its first request and stalls on the second.
+async fn answers_once_then_stalls() -> RawServer {
+    RawServer::new(|mut conn| async move {
+        if conn.read_request().await.is_ok() {
+            let _ = conn
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await;
+        }
+        if conn.read_request().await.is_ok() {
+            conn.stall().await;
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_late_head_on_a_reused_connection_times_out_on_time() {
+    // The connection's task keeps the head's deadline: a request on a
+    // connection whose timer waits for a keep-alive check far away still
+    // times out at its own deadline, and the disconnect says why.
+    let server = answers_once_then_stalls().await;
+    let client = Client::builder()
+        .keep_alive_timeout(Duration::from_secs(30))
+        .headers_timeout(Duration::from_millis(200))
+        .build(server.url())
+        .unwrap();
+    let mut events = client.events();
+    assert_eq!(common::get_text(&client, "/").await.unwrap(), "ok");
+    let started = std::time::Instant::now();
+    let err = within(PATIENCE, client.request(get("/")))
+        .await
+        .unwrap_err();
+    let waited = started.elapsed();
+    assert_eq!(err.code(), "UND_ERR_HEADERS_TIMEOUT", "{err:?}");
+    assert!(waited >= Duration::from_millis(190), "{waited:?}");
+    assert!(waited < Duration::from_secs(2), "{waited:?}");
+    let disconnect = within(PATIENCE, events.next_of(EventKind::Disconnect))
+        .await
+        .unwrap();
+    let reason = disconnect.error.expect("a reason");
+    assert_eq!(reason.code(), "UND_ERR_HEADERS_TIMEOUT", "{reason:?}");
+}
+
+#[tokio::test]
+async fn a_head_deadline_past_the_keep_alive_check_still_holds() {
+    // The keep-alive check comes first (every 100 ms here); the head's
+    // deadline, later, is still kept.
+    let server = answers_once_then_stalls().await;
+    let client = Client::builder()
+        .keep_alive_timeout(Duration::from_millis(100))
+        .headers_timeout(Duration::from_millis(500))
+        .build(server.url())
+        .unwrap();
+    assert_eq!(common::get_text(&client, "/").await.unwrap(), "ok");
+    let started = std::time::Instant::now();
+    let err = within(PATIENCE, client.request(get("/")))
+        .await
+        .unwrap_err();
+    let waited = started.elapsed();
+    assert_eq!(err.code(), "UND_ERR_HEADERS_TIMEOUT", "{err:?}");
+    assert!(waited >= Duration::from_millis(490), "{waited:?}");
+    assert!(waited < Duration::from_secs(3), "{waited:?}");
 }
 
 #[tokio::test]

@@ -121,6 +121,11 @@ fn parse_error(err: hyper::Error) -> Error {
         .with_source(err)
 }
 
+/// `UND_ERR_HEADERS_TIMEOUT`.
+pub(crate) fn headers_timeout() -> Error {
+    Error::new(ErrorKind::HeadersTimeout, "Headers Timeout Error")
+}
+
 /// undici's `InformationalError` for a connection the server said GOAWAY
 /// on.
 pub(crate) fn goaway() -> Error {

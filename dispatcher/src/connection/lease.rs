@@ -8,18 +8,20 @@ use hyper::client::conn::{http1, http2};
 use crate::error::{Error, SocketInfo};
 use crate::Body;
 
+use super::head_deadline::HeadDeadline;
 use super::pool::{Outcome, Shared};
 
-/// The sending half of a hyper connection.
+/// The sending half of a hyper connection; for HTTP/1 with the deadline
+/// its task keeps for the head of the request in flight.
 pub(crate) enum Sender {
-    H1(http1::SendRequest<Body>),
+    H1(http1::SendRequest<Body>, Arc<HeadDeadline>),
     H2(http2::SendRequest<Body>),
 }
 
 impl Sender {
     pub(crate) fn is_closed(&self) -> bool {
         match self {
-            Sender::H1(tx) => tx.is_closed(),
+            Sender::H1(tx, _) => tx.is_closed(),
             Sender::H2(tx) => tx.is_closed(),
         }
     }
@@ -32,14 +34,14 @@ impl Sender {
     /// time, so it has none).
     pub(crate) fn clone_h2(&self) -> Option<Sender> {
         match self {
-            Sender::H1(_) => None,
+            Sender::H1(..) => None,
             Sender::H2(tx) => Some(Sender::H2(tx.clone())),
         }
     }
 
     pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<hyper::Result<()>> {
         match self {
-            Sender::H1(tx) => tx.poll_ready(cx),
+            Sender::H1(tx, _) => tx.poll_ready(cx),
             Sender::H2(tx) => tx.poll_ready(cx),
         }
     }

@@ -6,6 +6,7 @@ mod budget;
 mod errors;
 mod h2_frames;
 mod h2_io;
+mod head_deadline;
 mod lease;
 mod open;
 mod orders;

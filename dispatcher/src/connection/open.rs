@@ -18,6 +18,7 @@ use crate::Body;
 use super::errors::{self, Phase};
 use super::h2_frames::H2Signals;
 use super::h2_io::{H2Io, KillSwitch};
+use super::head_deadline::{Due, HeadDeadline};
 use super::lease::Sender;
 use super::orders::{Order, Orders};
 use super::pool::{IdleCheck, Shared};
@@ -63,7 +64,9 @@ async fn handshake_h1(shared: Arc<Shared>, connection: Connection, socket: Socke
     match builder.handshake::<_, Body>(TokioIo::new(connection)).await {
         Ok((sender, conn)) => {
             let conn = conn.with_upgrades();
-            drive(shared, Sender::H1(sender), conn, socket, None).await
+            let head = Arc::new(HeadDeadline::new());
+            let sender = Sender::H1(sender, head.clone());
+            drive(shared, sender, conn, socket, Watch::Http1(head)).await
         }
         Err(err) => shared.connect_failed(errors::from_hyper(err, Phase::Connection, socket)),
     }
@@ -86,24 +89,28 @@ async fn handshake_h2(shared: Arc<Shared>, connection: Connection, socket: Socke
     let control = H2Control::default();
     let io = H2Io::new(connection, control.switch.clone(), control.signals.clone());
     match builder.handshake::<_, Body>(TokioIo::new(io)).await {
-        Ok((sender, conn)) => drive(shared, Sender::H2(sender), conn, socket, Some(control)).await,
+        Ok((sender, conn)) => {
+            drive(
+                shared,
+                Sender::H2(sender),
+                conn,
+                socket,
+                Watch::Http2(control),
+            )
+            .await
+        }
         Err(err) => shared.connect_failed(errors::from_hyper(err, Phase::Connection, socket)),
     }
 }
 
 /// Registers the connection with the pool, then drives it until it ends,
-/// the pool closes it, or it has been idle for its keep-alive time.
+/// the pool closes it, it has been idle for its keep-alive time, or the
+/// head of its HTTP/1 request is late.
 ///
 /// The task holds the pool weakly: once every handle and every request is
-/// gone, the pool is dropped and its connections close with it. An
-/// HTTP/2 connection comes with its [`H2Control`].
-async fn drive<C>(
-    shared: Arc<Shared>,
-    sender: Sender,
-    conn: C,
-    socket: SocketInfo,
-    h2: Option<H2Control>,
-) where
+/// gone, the pool is dropped and its connections close with it.
+async fn drive<C>(shared: Arc<Shared>, sender: Sender, conn: C, socket: SocketInfo, watch: Watch)
+where
     C: Future<Output = hyper::Result<()>>,
 {
     let orders = Arc::new(Orders::default());
@@ -117,9 +124,9 @@ async fn drive<C>(
     // Boxed so that it can be dropped (closing the socket) before the
     // disconnect event goes out.
     let mut conn = Box::pin(conn);
-    let mut idle = IdleTimer::new(first_check);
+    let mut timer = ConnectionTimer::new(first_check);
     let mut pooled = true;
-    let ended: Option<hyper::Error> = loop {
+    let ended = loop {
         let event = poll_fn(|cx| {
             // hyper's connection first: it is what wakes the task nearly
             // every time, and the rest is looked at only while pooled.
@@ -132,56 +139,90 @@ async fn drive<C>(
             if let Poll::Ready(order) = orders.poll(cx) {
                 return Poll::Ready(Event::Order(order));
             }
-            if let Some(h2) = &h2 {
-                if h2.signals.poll_changed(cx).is_ready() {
-                    return Poll::Ready(Event::FramesChanged);
+            match &watch {
+                // A request hands itself to hyper after writing its
+                // deadline, so the wake-up that brings it shows it here.
+                Watch::Http1(head) => timer.watch_head(head.due()),
+                Watch::Http2(h2) => {
+                    if h2.signals.poll_changed(cx).is_ready() {
+                        return Poll::Ready(Event::FramesChanged);
+                    }
                 }
             }
-            idle.poll(cx).map(|()| Event::IdleCheck)
+            timer.poll(cx).map(|()| Event::Timer)
         })
         .await;
         match event {
-            Event::Ended(error) => break error,
+            Event::Ended(error) => break Ended::Connection(error),
             Event::Order(Order::Close) => {
-                if let Some(h2) = &h2 {
+                if let Watch::Http2(h2) = &watch {
                     h2.switch.kill();
                 }
-                break None;
+                break Ended::Closed;
             }
             // The pool let the connection go: an upgrade took it over and
             // this task now just carries the tunnel to its end.
-            Event::Order(Order::Detach) if pool.strong_count() == 0 => break None,
+            Event::Order(Order::Detach) if pool.strong_count() == 0 => break Ended::Closed,
             Event::Order(Order::Detach) => pooled = false,
-            Event::Order(Order::Recheck) => idle.reset(Instant::now()),
+            Event::Order(Order::Recheck) => {
+                timer.set_idle_check(Instant::now());
+                timer.rearm();
+            }
             Event::FramesChanged => {
-                let (Some(shared), Some(h2)) = (pool.upgrade(), &h2) else {
-                    break None;
+                let (Some(shared), Watch::Http2(h2)) = (pool.upgrade(), &watch) else {
+                    break Ended::Closed;
                 };
                 shared.h2_frames_seen(key, id, h2.signals.max_streams(), h2.signals.goaway());
             }
-            Event::IdleCheck => {
-                let Some(shared) = pool.upgrade() else {
-                    break None;
-                };
-                match shared.check_idle(key, id) {
-                    IdleCheck::Close => break None,
-                    IdleCheck::Recheck(at) => idle.reset(at),
+            Event::Timer => {
+                let now = Instant::now();
+                if let Watch::Http1(head) = &watch {
+                    let late = head.due().filter(|due| due.at <= now);
+                    if late.is_some_and(|due| head.expire(due)) {
+                        break Ended::HeadersTimeout;
+                    }
+                    timer.watch_head(head.due());
                 }
+                if timer.idle_check_due(now) {
+                    let Some(shared) = pool.upgrade() else {
+                        break Ended::Closed;
+                    };
+                    match shared.check_idle(key, id) {
+                        IdleCheck::Close => break Ended::Closed,
+                        IdleCheck::Recheck(at) => timer.set_idle_check(at),
+                    }
+                }
+                timer.rearm();
             }
         }
     };
-    // Closing: dropping hyper's connection closes the socket.
+    // Closing: dropping hyper's connection closes the socket (and fails
+    // the request in flight, if any).
     drop(conn);
     if let Some(shared) = pool.upgrade() {
         let error = match ended {
-            Some(err) => Some(errors::from_hyper(err, Phase::Connection, socket)),
+            Ended::Connection(Some(err)) => {
+                Some(errors::from_hyper(err, Phase::Connection, socket))
+            }
+            Ended::HeadersTimeout => Some(errors::headers_timeout().with_socket(socket)),
             // A graceful end after a GOAWAY is still the server's doing.
-            None => h2
-                .filter(|h2| h2.signals.goaway())
-                .map(|_| errors::goaway().with_socket(socket)),
+            Ended::Connection(None) | Ended::Closed => match &watch {
+                Watch::Http2(h2) if h2.signals.goaway() => {
+                    Some(errors::goaway().with_socket(socket))
+                }
+                _ => None,
+            },
         };
         shared.disconnected(key, id, error);
     }
+}
+
+/// What a connection's task watches besides hyper and the pool's orders.
+enum Watch {
+    /// The deadline of the head of the request in flight.
+    Http1(Arc<HeadDeadline>),
+    /// What the server's frames say.
+    Http2(H2Control),
 }
 
 /// Why the connection's task woke up, besides hyper's own work.
@@ -189,26 +230,73 @@ enum Event {
     Ended(Option<hyper::Error>),
     Order(Order),
     FramesChanged,
-    IdleCheck,
+    Timer,
 }
 
-/// The keep-alive timer of a connection's task.
+/// Why the connection's task ended.
+enum Ended {
+    /// hyper's connection ended, with its error if it failed.
+    Connection(Option<hyper::Error>),
+    /// The pool closed it, or let it go and is gone.
+    Closed,
+    /// The head of the request in flight did not come in time.
+    HeadersTimeout,
+}
+
+/// The one timer of a connection's task, at the earlier of its keep-alive
+/// check and (HTTP/1) the deadline of the head in flight.
 ///
 /// A `Sleep` wakes the task that last polled it, so once polled after a
 /// reset it is polled again only when it says it has fired: the task
 /// wakes twice per request for hyper, and a timer due in seconds has
 /// nothing to say on those wake-ups.
-struct IdleTimer {
+struct ConnectionTimer {
     sleep: Pin<Box<Sleep>>,
     registered: bool,
+    idle_check: Instant,
+    head: Option<Due>,
 }
 
-impl IdleTimer {
-    fn new(at: Instant) -> Self {
-        IdleTimer {
-            sleep: Box::pin(tokio::time::sleep_until(at)),
+impl ConnectionTimer {
+    fn new(idle_check: Instant) -> Self {
+        ConnectionTimer {
+            sleep: Box::pin(tokio::time::sleep_until(idle_check)),
             registered: false,
+            idle_check,
+            head: None,
         }
+    }
+
+    /// Follows the deadline of the head in flight; the timer moves only
+    /// when that is earlier than where it is set (firing early just means
+    /// looking again).
+    fn watch_head(&mut self, due: Option<Due>) {
+        if due == self.head {
+            return;
+        }
+        self.head = due;
+        if let Some(due) = due {
+            if due.at < self.sleep.deadline() {
+                self.reset(due.at);
+            }
+        }
+    }
+
+    fn set_idle_check(&mut self, at: Instant) {
+        self.idle_check = at;
+    }
+
+    fn idle_check_due(&self, now: Instant) -> bool {
+        now >= self.idle_check
+    }
+
+    /// Sets the timer at the earlier deadline.
+    fn rearm(&mut self) {
+        let at = match self.head {
+            Some(due) => due.at.min(self.idle_check),
+            None => self.idle_check,
+        };
+        self.reset(at);
     }
 
     fn reset(&mut self, at: Instant) {

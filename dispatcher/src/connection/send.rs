@@ -6,13 +6,14 @@ use std::future::poll_fn;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::future::{BoxFuture, Either};
+use futures_util::future::BoxFuture;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, StatusCode, Uri, Version};
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
+use tokio::time::Instant;
 
-use crate::error::{Error, ErrorKind};
+use crate::error::Error;
 use crate::options::{Opaque, RequestOptions};
 use crate::origin::Origin;
 use crate::{Body, Request, Response};
@@ -111,21 +112,35 @@ impl Exchange {
             let Some(sender) = lease.sender() else {
                 continue;
             };
-            let sending = match sender {
-                Sender::H1(tx) => Either::Left(tx.try_send_request(request)),
-                Sender::H2(tx) => Either::Right(tx.try_send_request(request)),
-            };
-            let result = match self.headers_timeout {
-                Some(timeout) => match tokio::time::timeout(timeout, sending).await {
-                    Ok(result) => result,
-                    Err(_) => {
-                        let error = Error::new(ErrorKind::HeadersTimeout, "Headers Timeout Error")
-                            .with_socket(lease.socket());
+            let result = match (sender, self.headers_timeout) {
+                (Sender::H1(tx, head), Some(timeout)) => {
+                    // The connection's task keeps the deadline (see
+                    // `HeadDeadline`); it is written before hyper gets the
+                    // request, whose wake-up of the task carries it.
+                    head.arm(Instant::now() + timeout);
+                    let result = tx.try_send_request(request).await;
+                    let late = !head.disarm();
+                    if late {
+                        // Late: the task ended the connection under it.
+                        let error = errors::headers_timeout().with_socket(lease.socket());
                         lease.fail(&error);
                         return Err(error);
                     }
-                },
-                None => sending.await,
+                    result
+                }
+                (Sender::H1(tx, _), None) => tx.try_send_request(request).await,
+                (Sender::H2(tx), Some(timeout)) => {
+                    // Streams share the connection: each has its own timer.
+                    match tokio::time::timeout(timeout, tx.try_send_request(request)).await {
+                        Ok(result) => result,
+                        Err(_) => {
+                            let error = errors::headers_timeout().with_socket(lease.socket());
+                            lease.fail(&error);
+                            return Err(error);
+                        }
+                    }
+                }
+                (Sender::H2(tx), None) => tx.try_send_request(request).await,
             };
             match result {
                 Ok(response) => return self.finish(response, lease, permit),
