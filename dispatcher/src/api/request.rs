@@ -12,7 +12,7 @@ where
     S: Service<Request, Response = Response, Error = Error>,
 {
     super::refuse_connect(&request, "request")?;
-    // tower's `oneshot`, without its state machine around the request.
+    // `ready_call` by hand: one future less around the request.
     poll_fn(|cx| service.poll_ready(cx)).await?;
     service.call(request).await
 }

@@ -4,7 +4,6 @@
 use http::{HeaderMap, StatusCode};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tower::ServiceExt;
 use tower_service::Service;
 
 use crate::error::{BoxError, Error, ErrorKind};
@@ -48,7 +47,7 @@ where
 {
     super::refuse_connect(&request, "stream")?;
     let sent_opaque = super::opaque_of(&request);
-    let response = service.oneshot(request).await?;
+    let response = super::ready_call(service, request).await?;
     let opaque = super::response_opaque(&response, sent_opaque);
     let (parts, mut body) = response.into_parts();
     let head = StreamFactoryData {

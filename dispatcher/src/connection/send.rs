@@ -14,7 +14,7 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit};
 use tokio::time::Instant;
 
 use crate::error::Error;
-use crate::options::{Opaque, RequestOptions};
+use crate::options::{Informational, OnInfo, Opaque, RequestOptions};
 use crate::origin::Origin;
 use crate::{Body, Request, Response};
 
@@ -40,6 +40,9 @@ struct Exchange {
     /// 101: any other answer is an ordinary response with its body).
     connect: bool,
     opaque: Option<Opaque>,
+    /// Handed to hyper with each attempt, after the replay copy is taken
+    /// (the copy then has one extension less to clone).
+    on_info: Option<OnInfo>,
 }
 
 /// Sends `request` on a connection of the pool; the future answers the
@@ -107,6 +110,9 @@ impl Exchange {
                 None
             };
             set_target(&mut request, &shared, lease.is_h2());
+            if let Some(on_info) = &self.on_info {
+                forward_informational(&mut request, on_info.clone());
+            }
             // In flight: if this future is dropped now, the connection goes.
             lease.set_outcome(Outcome::Discard);
             let Some(sender) = lease.sender() else {
@@ -212,6 +218,16 @@ fn copy_request(request: &Request) -> Option<Request> {
     Some(copy)
 }
 
+/// Has hyper hand each 1xx response of `request` to `on_info`.
+fn forward_informational(request: &mut Request, on_info: OnInfo) {
+    hyper::ext::on_informational(request, move |info| {
+        on_info.call(&Informational {
+            status: info.status(),
+            headers: info.headers().clone(),
+        });
+    });
+}
+
 /// Points the request at the connection: origin-form and a `Host`
 /// header for HTTP/1, absolute-form (the `:scheme` and `:authority`
 /// pseudo-headers) for HTTP/2.
@@ -303,8 +319,9 @@ impl Exchange {
             upgrade: upgrade_protocol.is_some() || is_connect,
             connect: is_connect,
             opaque: options.and_then(|o| o.opaque_value().cloned()),
+            on_info: options.and_then(|o| o.on_info_callback().cloned()),
         };
-        let on_info = options.and_then(|o| o.on_info_callback().cloned());
+
         if let Some(protocol) = upgrade_protocol {
             let value = HeaderValue::from_str(&protocol)
                 .map_err(|_| Error::invalid_argument("invalid upgrade protocol"))?;
@@ -315,14 +332,6 @@ impl Exchange {
             request
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        if let Some(on_info) = on_info {
-            hyper::ext::on_informational(request, move |info| {
-                on_info.call(&crate::options::Informational {
-                    status: info.status(),
-                    headers: info.headers().clone(),
-                });
-            });
         }
         Ok(exchange)
     }

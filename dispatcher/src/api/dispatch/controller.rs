@@ -1,6 +1,7 @@
 //! `Controller`: undici's `DispatchController`, shared between the
 //! dispatch driver and whoever holds a clone.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -9,6 +10,11 @@ use std::task::Waker;
 use futures_util::task::AtomicWaker;
 
 use crate::error::Error;
+use crate::options::Informational;
+
+/// 1xx responses held for the handler while it has not seen them; past
+/// this a hostile stream of them is dropped rather than buffered.
+const MAX_QUEUED_INFORMATIONAL: usize = 32;
 
 /// undici's `DispatchController`: pauses, resumes or aborts one
 /// dispatched request.
@@ -36,7 +42,11 @@ struct Shared {
     /// Set when the exchange reached its last callback.
     done: AtomicBool,
     reason: Mutex<Option<Error>>,
-    /// The dispatch driver, woken by `resume` and `abort`.
+    /// 1xx heads the connection handed over, for the driver to pass on;
+    /// `informational_queued` says there are some without taking the lock.
+    informational: Mutex<VecDeque<Informational>>,
+    informational_queued: AtomicBool,
+    /// The dispatch driver, woken by `resume`, `abort` and a 1xx head.
     driver: AtomicWaker,
 }
 
@@ -48,11 +58,7 @@ impl Controller {
     }
 
     fn reason_slot(&self) -> MutexGuard<'_, Option<Error>> {
-        // The slot holds no invariant a panic elsewhere could break.
-        self.shared
-            .reason
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        lock(&self.shared.reason)
     }
 
     /// Stops reading the response body until [`resume`](Self::resume).
@@ -112,10 +118,45 @@ impl Controller {
         Some(self.reason().unwrap_or_else(Error::aborted))
     }
 
+    /// Queues a 1xx head for the driver (from the connection's side).
+    pub(super) fn push_informational(&self, info: &Informational) {
+        {
+            let mut queue = lock(&self.shared.informational);
+            if queue.len() >= MAX_QUEUED_INFORMATIONAL {
+                return;
+            }
+            queue.push_back(info.clone());
+            self.shared
+                .informational_queued
+                .store(true, Ordering::SeqCst);
+        }
+        self.shared.driver.wake();
+    }
+
+    /// The oldest 1xx head not yet handed to the handler.
+    pub(super) fn take_informational(&self) -> Option<Informational> {
+        if !self.shared.informational_queued.load(Ordering::SeqCst) {
+            return None;
+        }
+        let mut queue = lock(&self.shared.informational);
+        let info = queue.pop_front();
+        if queue.is_empty() {
+            self.shared
+                .informational_queued
+                .store(false, Ordering::SeqCst);
+        }
+        info
+    }
+
     /// The exchange is over: later aborts are ignored.
     pub(super) fn finish(&self) {
         self.shared.done.store(true, Ordering::SeqCst);
     }
+}
+
+/// The controller's slots hold no invariant a panic elsewhere could break.
+fn lock<T>(slot: &Mutex<T>) -> MutexGuard<'_, T> {
+    slot.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl fmt::Debug for Controller {
@@ -149,6 +190,21 @@ mod tests {
         controller.abort(Error::aborted());
         assert!(!controller.is_aborted());
         assert!(controller.reason().is_none());
+    }
+
+    #[test]
+    fn informational_heads_queue_in_order_up_to_the_limit() {
+        let controller = Controller::new();
+        assert!(controller.take_informational().is_none());
+        for status in 100..100 + MAX_QUEUED_INFORMATIONAL as u16 + 5 {
+            controller.push_informational(&Informational {
+                status: http::StatusCode::from_u16(status.min(199)).unwrap(),
+                headers: http::HeaderMap::new(),
+            });
+        }
+        let taken = std::iter::from_fn(|| controller.take_informational()).count();
+        assert_eq!(taken, MAX_QUEUED_INFORMATIONAL);
+        assert!(controller.take_informational().is_none());
     }
 
     #[test]

@@ -10,8 +10,6 @@ use std::task::{Context, Poll};
 
 use http::{HeaderMap, Method, StatusCode};
 use http_body::Body as _;
-use tokio::sync::mpsc;
-use tower::ServiceExt;
 use tower_service::Service;
 
 pub use controller::Controller;
@@ -23,17 +21,13 @@ use crate::{Body, Request, Response};
 
 use super::upgraded::take_over;
 
-/// 1xx responses held for the handler while it has not seen them; past
-/// this a hostile stream of them is dropped rather than buffered.
-const MAX_QUEUED_INFORMATIONAL: usize = 32;
-
 pub(super) async fn dispatch<S, H>(service: S, mut request: Request, mut handler: H) -> H
 where
     S: Service<Request, Response = Response, Error = Error>,
     H: Handler,
 {
     let controller = Controller::new();
-    let mut informational = forward_informational(&mut request);
+    forward_informational(&mut request, &controller);
     let is_connect = request.method() == Method::CONNECT;
     let wants_upgrade =
         is_connect || RequestOptions::of(&request).is_some_and(|o| o.upgrade_protocol().is_some());
@@ -42,8 +36,8 @@ where
     if let Some(reason) = controller.aborted() {
         return fail(handler, &controller, reason);
     }
-    let sending = service.oneshot(request);
-    let response = match head(&controller, &mut handler, &mut informational, sending).await {
+    let sending = super::ready_call(service, request);
+    let response = match head(&controller, &mut handler, sending).await {
         Ok(response) => response,
         Err(error) => return fail(handler, &controller, error),
     };
@@ -87,29 +81,24 @@ fn fail<H: Handler>(mut handler: H, controller: &Controller, error: Error) -> H 
 }
 
 /// Has the dispatcher pass each 1xx response of `request` (undici's
-/// `onInfo`) to the driver, which hands them to `on_response_start`. A
-/// callback the request already had still runs first.
-fn forward_informational(request: &mut Request) -> mpsc::Receiver<Informational> {
-    let (tx, rx) = mpsc::channel(MAX_QUEUED_INFORMATIONAL);
+/// `onInfo`) to the controller, whose driver hands them to
+/// `on_response_start`. A callback the request already had still runs
+/// first.
+fn forward_informational(request: &mut Request, controller: &Controller) {
     let options = std::mem::take(RequestOptions::of_mut(request));
     let previous = options.on_info_callback().cloned();
+    let controller = controller.clone();
     *RequestOptions::of_mut(request) = options.on_info(move |info| {
         if let Some(previous) = &previous {
             previous.call(info);
         }
-        let _ = tx.try_send(info.clone());
+        controller.push_informational(info);
     });
-    rx
 }
 
 /// Waits for the final response head, handing 1xx heads to the handler
 /// as they come and giving up on an abort.
-async fn head<H, F>(
-    controller: &Controller,
-    handler: &mut H,
-    informational: &mut mpsc::Receiver<Informational>,
-    sending: F,
-) -> Result<Response, Error>
+async fn head<H, F>(controller: &Controller, handler: &mut H, sending: F) -> Result<Response, Error>
 where
     H: Handler,
     F: Future<Output = Result<Response, Error>>,
@@ -117,7 +106,7 @@ where
     let mut sending = pin!(sending);
     let result = poll_fn(|cx| {
         controller.register(cx.waker());
-        while let Poll::Ready(Some(info)) = informational.poll_recv(cx) {
+        while let Some(info) = controller.take_informational() {
             deliver_informational(controller, handler, &info);
         }
         if let Some(reason) = controller.aborted() {
@@ -128,7 +117,7 @@ where
     .await;
     let response = result?;
     // The connection queued every 1xx before it answered the final head.
-    while let Ok(info) = informational.try_recv() {
+    while let Some(info) = controller.take_informational() {
         deliver_informational(controller, handler, &info);
     }
     if let Some(reason) = controller.aborted() {
