@@ -214,7 +214,9 @@ fn copy_request(request: &Request) -> Option<Request> {
     *copy.uri_mut() = request.uri().clone();
     *copy.version_mut() = request.version();
     *copy.headers_mut() = request.headers().clone();
-    *copy.extensions_mut() = request.extensions().clone();
+    if !request.extensions().is_empty() {
+        *copy.extensions_mut() = request.extensions().clone();
+    }
     Some(copy)
 }
 
@@ -321,6 +323,11 @@ impl Exchange {
             opaque: options.and_then(|o| o.opaque_value().cloned()),
             on_info: options.and_then(|o| o.on_info_callback().cloned()),
         };
+        if options.is_some() {
+            // Read once, here; nothing past this point reads them, so the
+            // replay copy need not clone them.
+            request.extensions_mut().remove::<RequestOptions>();
+        }
 
         if let Some(protocol) = upgrade_protocol {
             let value = HeaderValue::from_str(&protocol)
