@@ -7,11 +7,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use futures_util::future::BoxFuture;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::PollSemaphore;
 
-use crate::connection::{send, Shared};
+use crate::connection::{send, Call, Shared};
 use crate::error::Error;
 use crate::{Request, Response};
 
@@ -90,7 +89,7 @@ impl Handle {
     /// finish.
     pub(crate) fn call(&mut self, request: Request) -> ResponseFuture {
         let permit = self.permit.take();
-        let inner = send(self.shared.clone(), request, permit);
+        let inner = send(self.shared.clone(), request, permit).map_err(Some);
         self.count_waiting(false);
         ResponseFuture { inner }
     }
@@ -114,14 +113,20 @@ impl Clone for Handle {
 /// Dropping it aborts the request: an HTTP/1 connection with the request
 /// in flight is closed, an HTTP/2 stream is reset.
 pub struct ResponseFuture {
-    inner: BoxFuture<'static, Result<Response, Error>>,
+    /// The request on its way, or why it could not start.
+    inner: Result<Box<Call>, Option<Error>>,
 }
 
 impl Future for ResponseFuture {
     type Output = Result<Response, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
+        match &mut self.inner {
+            Ok(call) => Pin::new(&mut **call).poll(cx),
+            Err(refused) => Poll::Ready(Err(refused
+                .take()
+                .expect("ResponseFuture polled after it answered"))),
+        }
     }
 }
 

@@ -16,4 +16,4 @@ mod send;
 pub(crate) use body::ResponseBody;
 pub(crate) use budget::ConnectionBudget;
 pub(crate) use pool::{PoolConfig, Selection, Shared};
-pub(crate) use send::send;
+pub(crate) use send::{send, Call};

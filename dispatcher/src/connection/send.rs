@@ -2,14 +2,19 @@
 //! for a connection, the headers timeout, and the transparent retries a
 //! request may get when the server never saw it.
 
-use std::future::poll_fn;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use hyper::client::conn::TrySendError;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 use tokio::time::Instant;
 
@@ -56,134 +61,252 @@ pub(crate) fn send(
     shared: Arc<Shared>,
     mut request: Request,
     permit: Option<OwnedSemaphorePermit>,
-) -> BoxFuture<'static, Result<Response, Error>> {
+) -> Result<Box<Call>, Error> {
     let admitted = permit.is_some();
-    let started = Exchange::prepare(&shared, &mut request)
-        .and_then(|exchange| Ok((exchange, shared.checkout(admitted)?)));
-    match started {
-        Ok((exchange, first)) => Box::pin(exchange.run(shared, request, permit, first)),
-        Err(err) => Box::pin(std::future::ready(Err(err))),
-    }
+    let exchange = Exchange::prepare(&shared, &mut request)?;
+    let checkout = shared.checkout(admitted)?;
+    let mut call = Box::new(Call {
+        head: None,
+        lease: None,
+        waiting: None,
+        request: Some(request),
+        replay: None,
+        permit,
+        exchange,
+        shared,
+        attempt: 1,
+    });
+    call.checked_out(checkout);
+    Ok(call)
 }
 
-impl Exchange {
-    async fn run(
-        self,
-        shared: Arc<Shared>,
-        mut request: Request,
-        permit: Option<OwnedSemaphorePermit>,
-        first: Checkout,
-    ) -> Result<Response, Error> {
-        let mut first = Some(first);
-        let mut attempt = 0;
+/// One request through the pool, from the checkout to the response head:
+/// the future inside a Client's or Pool's `ResponseFuture`.
+///
+/// Written by hand rather than as an `async fn`: the state of an `async
+/// fn` keeps its arguments besides its locals and moves the request (a
+/// few hundred bytes) between them, and its size (two kilobytes) took a
+/// slow path of the allocator on every request. Here the request stays
+/// in place until hyper takes it, and only hyper's future is boxed.
+///
+/// Where it is: waiting in the queue (`waiting`), holding a connection
+/// that has to become ready (`lease`), or sent and waiting for the head
+/// (`head`).
+pub(crate) struct Call {
+    // Dropped in this order: hyper's future (an HTTP/1 request in flight
+    // closes its connection), then the lease, then the readiness permit.
+    head: Option<BoxFuture<'static, Head>>,
+    lease: Option<Lease>,
+    waiting: Option<oneshot::Receiver<Result<Lease, Error>>>,
+    /// The request, until it is handed to hyper (or back from it).
+    request: Option<Request>,
+    /// A copy to send again if the connection fails under the request.
+    replay: Option<Request>,
+    permit: Option<OwnedSemaphorePermit>,
+    exchange: Exchange,
+    shared: Arc<Shared>,
+    attempt: u32,
+}
+
+/// hyper's answer to one attempt, `None` when the head came too late for
+/// an HTTP/2 stream's own timer. The error, rare, is boxed: the answer
+/// then moves in a few words instead of the size of a request.
+type Head = Option<Result<http::Response<Incoming>, Box<TrySendError<Request>>>>;
+
+fn boxed_error(answer: Result<http::Response<Incoming>, TrySendError<Request>>) -> Head {
+    Some(answer.map_err(Box::new))
+}
+
+/// What an attempt that did not answer leaves to do.
+enum Next {
+    /// Try again with this request, accepted already (`close` lets it in).
+    Retry(Request),
+    Fail(Error),
+}
+
+impl Future for Call {
+    type Output = Result<Response, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
         loop {
-            attempt += 1;
-            // Later attempts are the same request, accepted already.
-            let checkout = match first.take() {
-                Some(checkout) => checkout,
-                None => shared.checkout(true)?,
-            };
-            let mut lease = match checkout {
-                Checkout::Ready(lease) => lease,
-                Checkout::Wait(waiting) => wait_for_connection(&shared, waiting).await?,
-            };
-            let ready = match lease.sender() {
-                Some(sender) => poll_fn(|cx| sender.poll_ready(cx)).await,
-                None => continue,
-            };
-            if let Err(err) = ready {
-                // Died before our request was written: safe to try another.
-                lease.set_outcome(Outcome::Discard);
-                if attempt < MAX_ATTEMPTS {
-                    continue;
+            if let Some(head) = &mut this.head {
+                let answer = ready!(head.as_mut().poll(cx));
+                this.head = None;
+                match this.answered(answer) {
+                    Ok(response) => return Poll::Ready(Ok(response)),
+                    Err(next) => this.then(next)?,
                 }
-                let error = errors::from_hyper(err, Phase::Head, lease.socket());
-                lease.fail(&error);
-                return Err(error);
-            }
-            // Copied before `set_target` adds the `Host` header: a request
-            // without headers of its own then copies without allocating,
-            // and a replay goes through `set_target` again anyway.
-            let replay = if attempt < MAX_ATTEMPTS && may_replay(&self, &request, &lease) {
-                copy_request(&request)
-            } else {
-                None
-            };
-            set_target(&mut request, &shared, lease.is_h2());
-            if let Some(on_info) = &self.on_info {
-                forward_informational(&mut request, on_info.clone());
-            }
-            // In flight: if this future is dropped now, the connection goes.
-            lease.set_outcome(Outcome::Discard);
-            let Some(sender) = lease.sender() else {
                 continue;
-            };
-            let result = match (sender, self.headers_timeout) {
-                (Sender::H1(tx, head), Some(timeout)) => {
-                    // The connection's task keeps the deadline (see
-                    // `HeadDeadline`); it is written before hyper gets the
-                    // request, whose wake-up of the task carries it.
-                    head.arm(Instant::now() + timeout);
-                    let result = tx.try_send_request(request).await;
-                    let late = !head.disarm();
-                    if late {
-                        // Late: the task ended the connection under it.
-                        let error = errors::headers_timeout().with_socket(lease.socket());
-                        lease.fail(&error);
-                        return Err(error);
-                    }
-                    result
-                }
-                (Sender::H1(tx, _), None) => tx.try_send_request(request).await,
-                (Sender::H2(tx), Some(timeout)) => {
-                    // Streams share the connection: each has its own timer.
-                    match tokio::time::timeout(timeout, tx.try_send_request(request)).await {
-                        Ok(result) => result,
-                        Err(_) => {
-                            let error = errors::headers_timeout().with_socket(lease.socket());
-                            lease.fail(&error);
-                            return Err(error);
-                        }
-                    }
-                }
-                (Sender::H2(tx), None) => tx.try_send_request(request).await,
-            };
-            match result {
-                Ok(response) => return self.finish(response, lease, permit),
-                Err(mut err) => {
-                    if let Some(unsent) = err.take_message() {
-                        request = unsent;
-                        if attempt < MAX_ATTEMPTS {
-                            continue;
-                        }
-                    }
-                    let err = err.into_error();
-                    if lease.is_h2() && errors::is_unprocessed(&err) {
-                        lease.set_outcome(Outcome::Retire);
-                    }
-                    if let Some(copy) = replay.filter(|_| may_retry_after(&err, &lease)) {
-                        request = copy;
+            }
+            if let Some(lease) = &mut this.lease {
+                let ready = match lease.sender() {
+                    Some(sender) => ready!(sender.poll_ready(cx)),
+                    None => {
+                        // Not a connection any more: take another.
+                        this.lease = None;
+                        this.retry()?;
                         continue;
                     }
-                    if let Some(destroyed) = shared.destroyed_error() {
-                        return Err(destroyed);
+                };
+                match ready {
+                    Ok(()) => this.start(),
+                    Err(err) => {
+                        let next = this.unready(err);
+                        this.then(next)?;
                     }
-                    let error = errors::from_hyper(err, Phase::Head, lease.socket());
-                    lease.fail(&error);
-                    return Err(error);
                 }
+                continue;
             }
+            let Some(waiting) = &mut this.waiting else {
+                panic!("`Call` polled after it answered");
+            };
+            let leased = ready!(Pin::new(waiting).poll(cx));
+            this.waiting = None;
+            let leased = leased.unwrap_or_else(|_| {
+                Err(this.shared.destroyed_error().unwrap_or_else(Error::closed))
+            });
+            this.lease = Some(leased?);
         }
     }
 }
 
-async fn wait_for_connection(
-    shared: &Arc<Shared>,
-    waiting: oneshot::Receiver<Result<Lease, Error>>,
-) -> Result<Lease, Error> {
-    match waiting.await {
-        Ok(result) => result,
-        Err(_) => Err(shared.destroyed_error().unwrap_or_else(Error::closed)),
+impl Call {
+    fn checked_out(&mut self, checkout: Checkout) {
+        match checkout {
+            Checkout::Ready(lease) => self.lease = Some(lease),
+            Checkout::Wait(waiting) => self.waiting = Some(waiting),
+        }
+    }
+
+    fn then(&mut self, next: Next) -> Result<(), Error> {
+        match next {
+            Next::Retry(request) => {
+                self.request = Some(request);
+                self.retry()
+            }
+            Next::Fail(error) => Err(error),
+        }
+    }
+
+    /// Another attempt: a new checkout, a place in the queue.
+    fn retry(&mut self) -> Result<(), Error> {
+        self.attempt += 1;
+        // Later attempts are the same request, accepted already.
+        let checkout = self.shared.checkout(true)?;
+        self.checked_out(checkout);
+        Ok(())
+    }
+
+    /// The connection died before our request was written: safe to try
+    /// another.
+    fn unready(&mut self, err: hyper::Error) -> Next {
+        let Some(mut lease) = self.lease.take() else {
+            unreachable!("unready without a lease")
+        };
+        lease.set_outcome(Outcome::Discard);
+        let request = self.request.take();
+        if let Some(request) = request.filter(|_| self.attempt < MAX_ATTEMPTS) {
+            return Next::Retry(request);
+        }
+        let error = errors::from_hyper(err, Phase::Head, lease.socket());
+        lease.fail(&error);
+        Next::Fail(error)
+    }
+
+    /// Hands the request to hyper on the leased connection.
+    fn start(&mut self) {
+        let (Some(lease), Some(request)) = (&mut self.lease, &mut self.request) else {
+            unreachable!("started without a lease and a request")
+        };
+        let exchange = &self.exchange;
+        // Copied before `set_target` adds the `Host` header: a request
+        // without headers of its own then copies without allocating, and
+        // a replay goes through `set_target` again anyway.
+        if self.attempt < MAX_ATTEMPTS && may_replay(exchange, request, lease) {
+            self.replay = copy_request(request);
+        }
+        set_target(request, &self.shared, lease.is_h2());
+        if let Some(on_info) = &exchange.on_info {
+            forward_informational(request, on_info.clone());
+        }
+        let Some(request) = self.request.take() else {
+            unreachable!("the request is still here")
+        };
+        // In flight: if this future is dropped now, the connection goes.
+        lease.set_outcome(Outcome::Discard);
+        let timeout = exchange.headers_timeout;
+        self.head = Some(match lease.sender() {
+            Some(Sender::H1(tx, deadline)) => {
+                if let Some(timeout) = timeout {
+                    // The connection's task keeps the deadline (see
+                    // `HeadDeadline`); it is written before hyper gets
+                    // the request, whose wake-up of the task carries it.
+                    deadline.arm(Instant::now() + timeout);
+                }
+                Box::pin(tx.try_send_request(request).map(boxed_error))
+            }
+            Some(Sender::H2(tx)) => {
+                let sending = tx.try_send_request(request);
+                match timeout {
+                    // Streams share the connection: each has its own timer.
+                    Some(timeout) => Box::pin(async move {
+                        let answer = tokio::time::timeout(timeout, sending).await.ok()?;
+                        boxed_error(answer)
+                    }),
+                    None => Box::pin(sending.map(boxed_error)),
+                }
+            }
+            None => unreachable!("a ready connection has its sender"),
+        });
+    }
+
+    /// What hyper answered: the response, or the next thing to do.
+    fn answered(&mut self, answer: Head) -> Result<Response, Next> {
+        let Some(mut lease) = self.lease.take() else {
+            unreachable!("answered without a lease")
+        };
+        let replay = self.replay.take();
+        let late = match (&answer, lease.sender()) {
+            // The task ended the connection under a late head.
+            (Some(_), Some(Sender::H1(_, deadline))) => {
+                self.exchange.headers_timeout.is_some() && !deadline.disarm()
+            }
+            (answer, _) => answer.is_none(),
+        };
+        let Some(result) = answer.filter(|_| !late) else {
+            let error = errors::headers_timeout().with_socket(lease.socket());
+            lease.fail(&error);
+            return Err(Next::Fail(error));
+        };
+        let mut err = match result {
+            Ok(response) => {
+                let permit = self.permit.take();
+                return self
+                    .exchange
+                    .finish(response, lease, permit)
+                    .map_err(Next::Fail);
+            }
+            Err(err) => *err,
+        };
+        if let Some(unsent) = err.take_message() {
+            if self.attempt < MAX_ATTEMPTS {
+                return Err(Next::Retry(unsent));
+            }
+        }
+        let err = err.into_error();
+        if lease.is_h2() && errors::is_unprocessed(&err) {
+            lease.set_outcome(Outcome::Retire);
+        }
+        if let Some(copy) = replay.filter(|_| may_retry_after(&err, &lease)) {
+            return Err(Next::Retry(copy));
+        }
+        if let Some(destroyed) = self.shared.destroyed_error() {
+            return Err(Next::Fail(destroyed));
+        }
+        let error = errors::from_hyper(err, Phase::Head, lease.socket());
+        lease.fail(&error);
+        Err(Next::Fail(error))
     }
 }
 
@@ -346,13 +469,13 @@ impl Exchange {
     /// Wraps the response: its body gives the connection back when it
     /// ends; an upgrade takes the connection out of the pool.
     fn finish(
-        self,
-        response: http::Response<hyper::body::Incoming>,
+        &mut self,
+        response: http::Response<Incoming>,
         mut lease: Lease,
         permit: Option<OwnedSemaphorePermit>,
     ) -> Result<Response, Error> {
         let (mut parts, incoming) = response.into_parts();
-        if let Some(opaque) = self.opaque {
+        if let Some(opaque) = self.opaque.take() {
             parts.extensions.insert(opaque);
         }
         let upgraded = parts.status == StatusCode::SWITCHING_PROTOCOLS
