@@ -56,7 +56,7 @@ pub(crate) struct Lease {
     id: u64,
     sender: Option<Sender>,
     reused: bool,
-    socket: SocketInfo,
+    socket: Arc<SocketInfo>,
     outcome: Outcome,
     /// The error that broke the connection, for its disconnect event.
     failure: Option<Error>,
@@ -70,7 +70,7 @@ impl Lease {
         id: u64,
         sender: Sender,
         reused: bool,
-        socket: SocketInfo,
+        socket: Arc<SocketInfo>,
     ) -> Self {
         Lease {
             shared,
@@ -107,7 +107,7 @@ impl Lease {
     }
 
     pub(crate) fn socket(&self) -> SocketInfo {
-        self.socket
+        *self.socket
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {
@@ -139,5 +139,21 @@ impl Drop for Lease {
                 self.failure.take(),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_is_small_enough_to_move_inline() {
+        // A lease moves several times per request; past 128 bytes each
+        // move is a call to `memcpy`.
+        assert!(
+            std::mem::size_of::<Lease>() <= 128,
+            "{}",
+            std::mem::size_of::<Lease>()
+        );
     }
 }

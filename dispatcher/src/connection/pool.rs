@@ -142,7 +142,10 @@ struct Conn {
     idle_since: Instant,
     keep_alive: Duration,
     created: Instant,
-    socket: SocketInfo,
+    /// Shared with the leases, which keep it for their errors: a lease
+    /// moves a few times per request, and a pointer moves cheaper than
+    /// two socket addresses.
+    socket: Arc<SocketInfo>,
     /// Tells the connection's task to close the connection, or, when the
     /// entry is dropped without that (after an upgrade), to let it go.
     orders: Arc<Orders>,
@@ -316,7 +319,7 @@ impl Shared {
                 conn.id,
                 sender,
                 reused,
-                conn.socket,
+                conn.socket.clone(),
             ));
         }
         while let Some(key) = self.next_idle(st) {
@@ -334,7 +337,7 @@ impl Shared {
                         conn.id,
                         sender,
                         reused,
-                        conn.socket,
+                        conn.socket.clone(),
                     ));
                 }
                 _ => self.remove(st, key, after),
@@ -579,7 +582,7 @@ impl Shared {
                 idle_since: now,
                 keep_alive: self.keep_alive_default(),
                 created: now,
-                socket,
+                socket: Arc::new(socket),
                 orders,
             });
             let learned = if h2 { Protocol::Http2 } else { Protocol::Http1 };
@@ -735,7 +738,7 @@ impl Shared {
                 conn.settled = true;
             }
             let idle = conn.streams == 0;
-            let conn_socket = conn.socket;
+            let conn_socket = *conn.socket;
             if goaway && st.h2.contains(&key) {
                 retire_h2(&mut st, key);
                 st.failures
