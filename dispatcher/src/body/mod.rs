@@ -46,27 +46,72 @@ pub const DEFAULT_DUMP_LIMIT: u64 = 128 * 1024;
 /// as undici's "body is unusable".
 pub struct Body {
     kind: Kind,
-    started: bool,
-    /// Boxed: few bodies have trailers, and every request and response
-    /// carries a `Body` through several moves (a `HeaderMap` inline would
-    /// more than double its size).
-    trailers: Option<Box<HeaderMap>>,
 }
 
+/// Four words, the size of the `Bytes` of a full body: every request and
+/// response moves its body several times, and a request (head and body)
+/// up to 256 bytes moves in one short copy where a larger one takes
+/// `memcpy`'s slower loop.
 enum Kind {
-    Empty,
+    /// The bytes of a full body, empty for an empty one; once read, the
+    /// empty slice of [`READ`].
     Full(Bytes),
-    Response(Box<ResponseBody>),
+    Streaming(Box<Streaming>),
+}
+
+/// A body read as it streams, with what it said so far.
+struct Streaming {
+    source: Source,
+    started: bool,
+    trailers: Option<HeaderMap>,
+}
+
+enum Source {
+    Response(ResponseBody),
     Boxed(UnsyncBoxBody<Bytes, Error>),
+}
+
+/// What a full body points at once it was read: empty like a body that was
+/// empty from the start, and told apart from one by its address (a static
+/// of its own), so that knowing it costs no room next to the bytes.
+static READ: u8 = 0;
+
+fn read_full_body() -> Bytes {
+    Bytes::from_static(&std::slice::from_ref(&READ)[..0])
+}
+
+fn is_read(bytes: &Bytes) -> bool {
+    bytes.is_empty() && std::ptr::eq(bytes.as_ptr(), &READ)
+}
+
+impl Source {
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        match self {
+            Source::Response(body) => Pin::new(body).poll_frame(cx),
+            Source::Boxed(body) => http_body::Body::poll_frame(Pin::new(body), cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Source::Response(body) => body.is_end_stream(),
+            Source::Boxed(body) => http_body::Body::is_end_stream(body),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Source::Response(body) => body.size_hint(),
+            Source::Boxed(body) => http_body::Body::size_hint(body),
+        }
+    }
 }
 
 impl Body {
     /// An empty body.
     pub const fn empty() -> Self {
         Body {
-            kind: Kind::Empty,
-            started: false,
-            trailers: None,
+            kind: Kind::Full(Bytes::new()),
         }
     }
 
@@ -76,7 +121,9 @@ impl Body {
         if bytes.is_empty() {
             return Body::empty();
         }
-        Body::from_kind(Kind::Full(bytes))
+        Body {
+            kind: Kind::Full(bytes),
+        }
     }
 
     /// Wraps any `http_body::Body` (a hyper `Incoming` being proxied, a
@@ -100,7 +147,7 @@ impl Body {
                 }
             })
             .boxed_unsync();
-        Body::from_kind(Kind::Boxed(boxed))
+        Body::streaming(Source::Boxed(boxed))
     }
 
     /// A body read from a stream of chunks.
@@ -126,31 +173,45 @@ impl Body {
     /// as it streams (`strict_content_length`); an empty or full body is
     /// checked before it is sent, so it is left as it is.
     pub(crate) fn length_checked(self, declared: u64) -> Body {
-        match self.kind {
-            Kind::Boxed(inner) => {
+        let Kind::Streaming(streaming) = self.kind else {
+            return self;
+        };
+        let Streaming {
+            source,
+            started,
+            trailers,
+        } = *streaming;
+        let source = match source {
+            Source::Boxed(inner) => {
                 let checked = length::LengthChecked {
                     inner,
                     declared,
                     sent: 0,
                 };
-                Body {
-                    kind: Kind::Boxed(checked.boxed_unsync()),
-                    ..self
-                }
+                Source::Boxed(checked.boxed_unsync())
             }
-            _ => self,
+            response => response,
+        };
+        Body {
+            kind: Kind::Streaming(Box::new(Streaming {
+                source,
+                started,
+                trailers,
+            })),
         }
     }
 
     pub(crate) fn response(body: ResponseBody) -> Self {
-        Body::from_kind(Kind::Response(Box::new(body)))
+        Body::streaming(Source::Response(body))
     }
 
-    const fn from_kind(kind: Kind) -> Self {
+    fn streaming(source: Source) -> Self {
         Body {
-            kind,
-            started: false,
-            trailers: None,
+            kind: Kind::Streaming(Box::new(Streaming {
+                source,
+                started: false,
+                trailers: None,
+            })),
         }
     }
 
@@ -158,38 +219,45 @@ impl Body {
     /// body); `None` for streams. Retry and redirect replay only these.
     pub fn try_clone(&self) -> Option<Body> {
         match &self.kind {
-            Kind::Empty => Some(Body::empty()),
-            Kind::Full(bytes) if !self.started => Some(Body::from_kind(Kind::Full(bytes.clone()))),
-            _ => None,
+            Kind::Full(bytes) if is_read(bytes) => Some(Body::empty()),
+            Kind::Full(bytes) => Some(Body {
+                kind: Kind::Full(bytes.clone()),
+            }),
+            Kind::Streaming(_) => None,
         }
     }
 
     /// True when the body can be sent again ([`try_clone`](Body::try_clone)).
     pub fn is_replayable(&self) -> bool {
-        matches!(self.kind, Kind::Empty) || matches!(self.kind, Kind::Full(_) if !self.started)
+        matches!(self.kind, Kind::Full(_))
     }
 
     /// The bytes of a full body, without consuming it.
     pub fn as_bytes(&self) -> Option<&[u8]> {
         match &self.kind {
-            Kind::Empty => Some(&[]),
             Kind::Full(bytes) => Some(bytes),
-            _ => None,
+            Kind::Streaming(_) => None,
         }
     }
 
     /// True once any part of the body was read (undici's `bodyUsed`).
     pub fn is_used(&self) -> bool {
-        self.started
+        match &self.kind {
+            Kind::Full(bytes) => is_read(bytes),
+            Kind::Streaming(streaming) => streaming.started,
+        }
     }
 
     /// The trailers, once the body has ended and if the server sent any.
     pub fn trailers(&self) -> Option<&HeaderMap> {
-        self.trailers.as_deref()
+        match &self.kind {
+            Kind::Full(_) => None,
+            Kind::Streaming(streaming) => streaming.trailers.as_ref(),
+        }
     }
 
     fn check_unused(&self) -> Result<(), Error> {
-        if self.started {
+        if self.is_used() {
             return Err(Error::new(
                 ErrorKind::BodyUnusable,
                 "Body is unusable: Body has already been read",
@@ -207,10 +275,8 @@ impl Body {
     /// Reads the whole body into one `Bytes`.
     pub async fn bytes(mut self) -> Result<Bytes, Error> {
         self.check_unused()?;
-        match std::mem::replace(&mut self.kind, Kind::Empty) {
-            Kind::Empty => return Ok(Bytes::new()),
-            Kind::Full(bytes) => return Ok(bytes),
-            other => self.kind = other,
+        if let Kind::Full(bytes) = &mut self.kind {
+            return Ok(std::mem::take(bytes));
         }
         let mut first: Option<Bytes> = None;
         let mut rest = BytesMut::new();
@@ -305,14 +371,16 @@ impl Default for Body {
 impl fmt::Debug for Body {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match &self.kind {
-            Kind::Empty => "empty",
+            Kind::Full(bytes) if bytes.is_empty() => "empty",
             Kind::Full(_) => "full",
-            Kind::Response(_) => "response",
-            Kind::Boxed(_) => "stream",
+            Kind::Streaming(streaming) => match streaming.source {
+                Source::Response(_) => "response",
+                Source::Boxed(_) => "stream",
+            },
         };
         f.debug_struct("Body")
             .field("kind", &kind)
-            .field("used", &self.started)
+            .field("used", &self.is_used())
             .finish()
     }
 }
@@ -325,41 +393,38 @@ impl http_body::Body for Body {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
-        let this = self.get_mut();
-        let frame = match &mut this.kind {
-            Kind::Empty => return Poll::Ready(None),
+        match &mut self.get_mut().kind {
             Kind::Full(bytes) => {
-                let bytes = std::mem::take(bytes);
-                this.kind = Kind::Empty;
-                Some(Ok(Frame::data(bytes)))
+                if bytes.is_empty() {
+                    return Poll::Ready(None);
+                }
+                let bytes = std::mem::replace(bytes, read_full_body());
+                Poll::Ready(Some(Ok(Frame::data(bytes))))
             }
-            Kind::Response(body) => ready!(Pin::new(&mut **body).poll_frame(cx)),
-            Kind::Boxed(body) => ready!(Pin::new(body).poll_frame(cx)),
-        };
-        this.started = true;
-        if let Some(Ok(frame)) = &frame {
-            if let Some(trailers) = frame.trailers_ref() {
-                this.trailers = Some(Box::new(trailers.clone()));
+            Kind::Streaming(streaming) => {
+                let frame = ready!(streaming.source.poll_frame(cx));
+                streaming.started = true;
+                if let Some(Ok(frame)) = &frame {
+                    if let Some(trailers) = frame.trailers_ref() {
+                        streaming.trailers = Some(trailers.clone());
+                    }
+                }
+                Poll::Ready(frame)
             }
         }
-        Poll::Ready(frame)
     }
 
     fn is_end_stream(&self) -> bool {
         match &self.kind {
-            Kind::Empty => true,
             Kind::Full(bytes) => bytes.is_empty(),
-            Kind::Response(body) => body.is_end_stream(),
-            Kind::Boxed(body) => body.is_end_stream(),
+            Kind::Streaming(streaming) => streaming.source.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
-            Kind::Empty => SizeHint::with_exact(0),
             Kind::Full(bytes) => SizeHint::with_exact(bytes.len() as u64),
-            Kind::Response(body) => body.size_hint(),
-            Kind::Boxed(body) => body.size_hint(),
+            Kind::Streaming(streaming) => streaming.source.size_hint(),
         }
     }
 }
@@ -448,10 +513,30 @@ mod tests {
     }
 
     #[test]
-    fn a_body_is_a_few_words() {
+    fn a_body_is_the_size_of_its_bytes() {
         // Every request and response moves its body several times on the
-        // way through the stack.
-        assert!(std::mem::size_of::<Body>() <= 64);
+        // way through the stack; a request of up to 256 bytes moves in one
+        // short copy.
+        assert_eq!(std::mem::size_of::<Body>(), std::mem::size_of::<Bytes>());
+        assert!(std::mem::size_of::<crate::Request>() <= 256);
+    }
+
+    #[tokio::test]
+    async fn a_read_full_body_is_used_and_an_empty_one_is_not() {
+        use futures_util::StreamExt;
+        let mut body = Body::from("hi");
+        assert!(!body.is_used());
+        assert_eq!(body.next().await.unwrap().unwrap(), "hi");
+        assert!(body.is_used());
+        assert!(http_body::Body::is_end_stream(&body));
+        assert_eq!(
+            body.text().await.unwrap_err().kind(),
+            ErrorKind::BodyUnusable
+        );
+        let mut empty = Body::empty();
+        assert!(empty.next().await.is_none());
+        assert!(!empty.is_used());
+        assert_eq!(empty.text().await.unwrap(), "");
     }
 
     #[tokio::test]
