@@ -6,7 +6,7 @@ mod handler;
 
 use std::future::{poll_fn, Future};
 use std::pin::pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use http::{HeaderMap, Method, StatusCode};
 use http_body::Body as _;
@@ -36,8 +36,7 @@ where
     if let Some(reason) = controller.aborted() {
         return fail(handler, &controller, reason);
     }
-    let sending = super::ready_call(service, request);
-    let response = match head(&controller, &mut handler, sending).await {
+    let response = match head(&controller, &mut handler, service, request).await {
         Ok(response) => response,
         Err(error) => return fail(handler, &controller, error),
     };
@@ -85,10 +84,10 @@ fn fail<H: Handler>(mut handler: H, controller: &Controller, error: Error) -> H 
 /// `on_response_start`. A callback the request already had still runs
 /// first.
 fn forward_informational(request: &mut Request, controller: &Controller) {
-    let options = std::mem::take(RequestOptions::of_mut(request));
+    let options = RequestOptions::of_mut(request);
     let previous = options.on_info_callback().cloned();
     let controller = controller.clone();
-    *RequestOptions::of_mut(request) = options.on_info(move |info| {
+    *options = std::mem::take(options).on_info(move |info| {
         if let Some(previous) = &previous {
             previous.call(info);
         }
@@ -96,14 +95,22 @@ fn forward_informational(request: &mut Request, controller: &Controller) {
     });
 }
 
-/// Waits for the final response head, handing 1xx heads to the handler
-/// as they come and giving up on an abort.
-async fn head<H, F>(controller: &Controller, handler: &mut H, sending: F) -> Result<Response, Error>
+/// Waits for the service to be ready, calls it, and waits for the final
+/// response head, handing 1xx heads to the handler as they come and
+/// giving up on an abort. All in one `poll_fn`: a future around the
+/// readiness wait and the call would move the request once more.
+async fn head<S, H>(
+    controller: &Controller,
+    handler: &mut H,
+    mut service: S,
+    request: Request,
+) -> Result<Response, Error>
 where
+    S: Service<Request, Response = Response, Error = Error>,
     H: Handler,
-    F: Future<Output = Result<Response, Error>>,
 {
-    let mut sending = pin!(sending);
+    let mut request = Some(request);
+    let mut sending = pin!(None::<S::Future>);
     let result = poll_fn(|cx| {
         controller.register(cx.waker());
         while let Some(info) = controller.take_informational() {
@@ -112,7 +119,18 @@ where
         if let Some(reason) = controller.aborted() {
             return Poll::Ready(Err(reason));
         }
-        sending.as_mut().poll(cx)
+        if sending.is_none() {
+            if let Err(error) = ready!(service.poll_ready(cx)) {
+                return Poll::Ready(Err(error));
+            }
+            if let Some(request) = request.take() {
+                sending.set(Some(service.call(request)));
+            }
+        }
+        match sending.as_mut().as_pin_mut() {
+            Some(sending) => sending.poll(cx),
+            None => Poll::Pending,
+        }
     })
     .await;
     let response = result?;
