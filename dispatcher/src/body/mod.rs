@@ -66,6 +66,9 @@ struct Streaming {
     trailers: Option<HeaderMap>,
 }
 
+// The variants differ in size, but the enum lives in the box of a
+// `Streaming`: boxing the response body again would allocate twice.
+#[allow(clippy::large_enum_variant)]
 enum Source {
     Response(ResponseBody),
     Boxed(UnsyncBoxBody<Bytes, Error>),

@@ -120,7 +120,9 @@ fn boxed_error(answer: Result<http::Response<Incoming>, TrySendError<Request>>) 
 /// What an attempt that did not answer leaves to do.
 enum Next {
     /// Try again with this request, accepted already (`close` lets it in).
-    Retry(Request),
+    /// Boxed, as retries are rare: the common answer, a response, then
+    /// comes back in half the room.
+    Retry(Box<Request>),
     Fail(Error),
 }
 
@@ -182,7 +184,7 @@ impl Call {
     fn then(&mut self, next: Next) -> Result<(), Error> {
         match next {
             Next::Retry(request) => {
-                self.request = Some(request);
+                self.request = Some(*request);
                 self.retry()
             }
             Next::Fail(error) => Err(error),
@@ -207,7 +209,7 @@ impl Call {
         lease.set_outcome(Outcome::Discard);
         let request = self.request.take();
         if let Some(request) = request.filter(|_| self.attempt < MAX_ATTEMPTS) {
-            return Next::Retry(request);
+            return Next::Retry(Box::new(request));
         }
         let error = errors::from_hyper(err, Phase::Head, lease.socket());
         lease.fail(&error);
@@ -291,7 +293,7 @@ impl Call {
         };
         if let Some(unsent) = err.take_message() {
             if self.attempt < MAX_ATTEMPTS {
-                return Err(Next::Retry(unsent));
+                return Err(Next::Retry(Box::new(unsent)));
             }
         }
         let err = err.into_error();
@@ -299,7 +301,7 @@ impl Call {
             lease.set_outcome(Outcome::Retire);
         }
         if let Some(copy) = replay.filter(|_| may_retry_after(&err, &lease)) {
-            return Err(Next::Retry(copy));
+            return Err(Next::Retry(Box::new(copy)));
         }
         if let Some(destroyed) = self.shared.destroyed_error() {
             return Err(Next::Fail(destroyed));
