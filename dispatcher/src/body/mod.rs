@@ -28,9 +28,8 @@ pub const DEFAULT_DUMP_LIMIT: u64 = 128 * 1024;
 
 /// The body of a request or a response.
 ///
-/// An empty body and a full `Bytes` (from a `String`, a `Vec<u8>`, a
-/// `&'static str`) neither allocate nor box; other bodies are boxed
-/// `http_body::Body`s. A response body from a dispatcher reads from the
+/// An empty body allocates nothing; a full `Bytes` (from a `String`, a
+/// `Vec<u8>`, a `&'static str`) and any other `http_body::Body` are boxed. A response body from a dispatcher reads from the
 /// connection as it is polled, so the server is held back while the body
 /// is not read.
 ///
@@ -45,18 +44,23 @@ pub const DEFAULT_DUMP_LIMIT: u64 = 128 * 1024;
 /// after the body was partly streamed is an `UND_ERR_BODY_UNUSABLE` error,
 /// as undici's "body is unusable".
 pub struct Body {
-    kind: Kind,
+    /// `None` for an empty body. One word: hyper's channel of requests to
+    /// an HTTP/1 connection allocates room for 32 requests per
+    /// connection, so every word of a request is 256 bytes of every idle
+    /// connection; and each request and response moves its body several
+    /// times on its way through the stack.
+    inner: Option<Box<Inner>>,
 }
 
-/// Four words, the size of the `Bytes` of a full body: every request and
-/// response moves its body several times, and a request (head and body)
-/// up to 256 bytes moves in one short copy where a larger one takes
-/// `memcpy`'s slower loop.
-enum Kind {
-    /// The bytes of a full body, empty for an empty one; once read, the
-    /// empty slice of [`READ`].
+// The variants differ in size, but they live in the body's one box:
+// boxing the streaming state again would allocate twice per response.
+#[allow(clippy::large_enum_variant)]
+enum Inner {
+    /// The bytes of a full body, never empty.
     Full(Bytes),
-    Streaming(Box<Streaming>),
+    /// A full body once read.
+    Read,
+    Streaming(Streaming),
 }
 
 /// A body read as it streams, with what it said so far.
@@ -66,25 +70,12 @@ struct Streaming {
     trailers: Option<HeaderMap>,
 }
 
-// The variants differ in size, but the enum lives in the box of a
-// `Streaming`: boxing the response body again would allocate twice.
+// The variants differ in size, but the enum lives in the body's box:
+// boxing the response body again would allocate twice.
 #[allow(clippy::large_enum_variant)]
 enum Source {
     Response(ResponseBody),
     Boxed(UnsyncBoxBody<Bytes, Error>),
-}
-
-/// What a full body points at once it was read: empty like a body that was
-/// empty from the start, and told apart from one by its address (a static
-/// of its own), so that knowing it costs no room next to the bytes.
-static READ: u8 = 0;
-
-fn read_full_body() -> Bytes {
-    Bytes::from_static(&std::slice::from_ref(&READ)[..0])
-}
-
-fn is_read(bytes: &Bytes) -> bool {
-    bytes.is_empty() && std::ptr::eq(bytes.as_ptr(), &READ)
 }
 
 impl Source {
@@ -113,9 +104,7 @@ impl Source {
 impl Body {
     /// An empty body.
     pub const fn empty() -> Self {
-        Body {
-            kind: Kind::Full(Bytes::new()),
-        }
+        Body { inner: None }
     }
 
     /// A body of these bytes.
@@ -125,7 +114,7 @@ impl Body {
             return Body::empty();
         }
         Body {
-            kind: Kind::Full(bytes),
+            inner: Some(Box::new(Inner::Full(bytes))),
         }
     }
 
@@ -175,33 +164,21 @@ impl Body {
     /// This body, held to `declared` bytes when its size is only known
     /// as it streams (`strict_content_length`); an empty or full body is
     /// checked before it is sent, so it is left as it is.
-    pub(crate) fn length_checked(self, declared: u64) -> Body {
-        let Kind::Streaming(streaming) = self.kind else {
-            return self;
-        };
-        let Streaming {
-            source,
-            started,
-            trailers,
-        } = *streaming;
-        let source = match source {
-            Source::Boxed(inner) => {
-                let checked = length::LengthChecked {
-                    inner,
-                    declared,
-                    sent: 0,
-                };
-                Source::Boxed(checked.boxed_unsync())
-            }
-            response => response,
-        };
-        Body {
-            kind: Kind::Streaming(Box::new(Streaming {
-                source,
-                started,
-                trailers,
-            })),
+    pub(crate) fn length_checked(mut self, declared: u64) -> Body {
+        if let Some(Inner::Streaming(Streaming {
+            source: Source::Boxed(body),
+            ..
+        })) = self.inner.as_deref_mut()
+        {
+            let inner = std::mem::take(body);
+            let checked = length::LengthChecked {
+                inner,
+                declared,
+                sent: 0,
+            };
+            *body = checked.boxed_unsync();
         }
+        self
     }
 
     pub(crate) fn response(body: ResponseBody) -> Self {
@@ -210,52 +187,52 @@ impl Body {
 
     fn streaming(source: Source) -> Self {
         Body {
-            kind: Kind::Streaming(Box::new(Streaming {
+            inner: Some(Box::new(Inner::Streaming(Streaming {
                 source,
                 started: false,
                 trailers: None,
-            })),
+            }))),
         }
     }
 
     /// A copy of this body, when it can be sent again (an empty or a full
     /// body); `None` for streams. Retry and redirect replay only these.
     pub fn try_clone(&self) -> Option<Body> {
-        match &self.kind {
-            Kind::Full(bytes) if is_read(bytes) => Some(Body::empty()),
-            Kind::Full(bytes) => Some(Body {
-                kind: Kind::Full(bytes.clone()),
-            }),
-            Kind::Streaming(_) => None,
+        match self.inner.as_deref() {
+            None | Some(Inner::Read) => Some(Body::empty()),
+            Some(Inner::Full(bytes)) => Some(Body::full(bytes.clone())),
+            Some(Inner::Streaming(_)) => None,
         }
     }
 
     /// True when the body can be sent again ([`try_clone`](Body::try_clone)).
     pub fn is_replayable(&self) -> bool {
-        matches!(self.kind, Kind::Full(_))
+        !matches!(self.inner.as_deref(), Some(Inner::Streaming(_)))
     }
 
     /// The bytes of a full body, without consuming it.
     pub fn as_bytes(&self) -> Option<&[u8]> {
-        match &self.kind {
-            Kind::Full(bytes) => Some(bytes),
-            Kind::Streaming(_) => None,
+        match self.inner.as_deref() {
+            None | Some(Inner::Read) => Some(&[]),
+            Some(Inner::Full(bytes)) => Some(bytes),
+            Some(Inner::Streaming(_)) => None,
         }
     }
 
     /// True once any part of the body was read (undici's `bodyUsed`).
     pub fn is_used(&self) -> bool {
-        match &self.kind {
-            Kind::Full(bytes) => is_read(bytes),
-            Kind::Streaming(streaming) => streaming.started,
+        match self.inner.as_deref() {
+            None | Some(Inner::Full(_)) => false,
+            Some(Inner::Read) => true,
+            Some(Inner::Streaming(streaming)) => streaming.started,
         }
     }
 
     /// The trailers, once the body has ended and if the server sent any.
     pub fn trailers(&self) -> Option<&HeaderMap> {
-        match &self.kind {
-            Kind::Full(_) => None,
-            Kind::Streaming(streaming) => streaming.trailers.as_ref(),
+        match self.inner.as_deref() {
+            Some(Inner::Streaming(streaming)) => streaming.trailers.as_ref(),
+            _ => None,
         }
     }
 
@@ -278,8 +255,10 @@ impl Body {
     /// Reads the whole body into one `Bytes`.
     pub async fn bytes(mut self) -> Result<Bytes, Error> {
         self.check_unused()?;
-        if let Kind::Full(bytes) = &mut self.kind {
-            return Ok(std::mem::take(bytes));
+        match self.inner.as_deref_mut() {
+            None | Some(Inner::Read) => return Ok(Bytes::new()),
+            Some(Inner::Full(bytes)) => return Ok(std::mem::take(bytes)),
+            Some(Inner::Streaming(_)) => {}
         }
         let mut first: Option<Bytes> = None;
         let mut rest = BytesMut::new();
@@ -373,10 +352,10 @@ impl Default for Body {
 
 impl fmt::Debug for Body {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = match &self.kind {
-            Kind::Full(bytes) if bytes.is_empty() => "empty",
-            Kind::Full(_) => "full",
-            Kind::Streaming(streaming) => match streaming.source {
+        let kind = match self.inner.as_deref() {
+            None | Some(Inner::Read) => "empty",
+            Some(Inner::Full(_)) => "full",
+            Some(Inner::Streaming(streaming)) => match streaming.source {
                 Source::Response(_) => "response",
                 Source::Boxed(_) => "stream",
             },
@@ -396,15 +375,17 @@ impl http_body::Body for Body {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
-        match &mut self.get_mut().kind {
-            Kind::Full(bytes) => {
-                if bytes.is_empty() {
-                    return Poll::Ready(None);
-                }
-                let bytes = std::mem::replace(bytes, read_full_body());
+        let Some(inner) = self.get_mut().inner.as_deref_mut() else {
+            return Poll::Ready(None);
+        };
+        match inner {
+            Inner::Read => Poll::Ready(None),
+            Inner::Full(bytes) => {
+                let bytes = std::mem::take(bytes);
+                *inner = Inner::Read;
                 Poll::Ready(Some(Ok(Frame::data(bytes))))
             }
-            Kind::Streaming(streaming) => {
+            Inner::Streaming(streaming) => {
                 let frame = ready!(streaming.source.poll_frame(cx));
                 streaming.started = true;
                 if let Some(Ok(frame)) = &frame {
@@ -418,16 +399,18 @@ impl http_body::Body for Body {
     }
 
     fn is_end_stream(&self) -> bool {
-        match &self.kind {
-            Kind::Full(bytes) => bytes.is_empty(),
-            Kind::Streaming(streaming) => streaming.source.is_end_stream(),
+        match self.inner.as_deref() {
+            None | Some(Inner::Read) => true,
+            Some(Inner::Full(_)) => false,
+            Some(Inner::Streaming(streaming)) => streaming.source.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
-        match &self.kind {
-            Kind::Full(bytes) => SizeHint::with_exact(bytes.len() as u64),
-            Kind::Streaming(streaming) => streaming.source.size_hint(),
+        match self.inner.as_deref() {
+            None | Some(Inner::Read) => SizeHint::with_exact(0),
+            Some(Inner::Full(bytes)) => SizeHint::with_exact(bytes.len() as u64),
+            Some(Inner::Streaming(streaming)) => streaming.source.size_hint(),
         }
     }
 }
@@ -516,12 +499,11 @@ mod tests {
     }
 
     #[test]
-    fn a_body_is_the_size_of_its_bytes() {
-        // Every request and response moves its body several times on the
-        // way through the stack; a request of up to 256 bytes moves in one
-        // short copy.
-        assert_eq!(std::mem::size_of::<Body>(), std::mem::size_of::<Bytes>());
-        assert!(std::mem::size_of::<crate::Request>() <= 256);
+    fn a_body_is_one_word() {
+        // hyper's channel to an HTTP/1 connection holds room for 32
+        // requests: a word of a request is 256 bytes of every connection.
+        assert_eq!(std::mem::size_of::<Body>(), std::mem::size_of::<usize>());
+        assert!(std::mem::size_of::<crate::Request>() <= 232);
     }
 
     #[tokio::test]

@@ -24,6 +24,11 @@ use super::orders::{Order, Orders};
 use super::pool::{IdleCheck, Shared};
 
 /// Starts opening a connection for the pool, on the current tokio runtime.
+///
+/// Two tasks in turn: one connects and handshakes, then hands the
+/// connection to a task of its own that drives it for its lifetime, so
+/// what a connection keeps is sized for driving it, not for the connect
+/// and handshake futures (a task is as big as its largest state).
 pub(crate) fn spawn(shared: Arc<Shared>) {
     match tokio::runtime::Handle::try_current() {
         Ok(runtime) => {
@@ -66,7 +71,8 @@ async fn handshake_h1(shared: Arc<Shared>, connection: Connection, socket: Socke
             let conn = conn.with_upgrades();
             let head = Arc::new(HeadDeadline::new());
             let sender = Sender::H1(sender, head.clone());
-            drive(shared, sender, conn, socket, Watch::Http1(head)).await
+            let conn = Box::pin(conn);
+            tokio::spawn(drive(shared, sender, conn, socket, Watch::Http1(head)));
         }
         Err(err) => shared.connect_failed(errors::from_hyper(err, Phase::Connection, socket)),
     }
@@ -90,14 +96,14 @@ async fn handshake_h2(shared: Arc<Shared>, connection: Connection, socket: Socke
     let io = H2Io::new(connection, control.switch.clone(), control.signals.clone());
     match builder.handshake::<_, Body>(TokioIo::new(io)).await {
         Ok((sender, conn)) => {
-            drive(
+            let conn = Box::pin(conn);
+            tokio::spawn(drive(
                 shared,
                 Sender::H2(sender),
                 conn,
                 socket,
                 Watch::Http2(control),
-            )
-            .await
+            ));
         }
         Err(err) => shared.connect_failed(errors::from_hyper(err, Phase::Connection, socket)),
     }
@@ -109,8 +115,16 @@ async fn handshake_h2(shared: Arc<Shared>, connection: Connection, socket: Socke
 ///
 /// The task holds the pool weakly: once every handle and every request is
 /// gone, the pool is dropped and its connections close with it.
-async fn drive<C>(shared: Arc<Shared>, sender: Sender, conn: C, socket: SocketInfo, watch: Watch)
-where
+///
+/// `conn` comes boxed so that it can be dropped (closing the socket)
+/// before the disconnect event goes out.
+async fn drive<C>(
+    shared: Arc<Shared>,
+    sender: Sender,
+    mut conn: Pin<Box<C>>,
+    socket: SocketInfo,
+    watch: Watch,
+) where
     C: Future<Output = hyper::Result<()>>,
 {
     let orders = Arc::new(Orders::default());
@@ -121,9 +135,6 @@ where
     let pool: Weak<Shared> = Arc::downgrade(&shared);
     drop(shared);
 
-    // Boxed so that it can be dropped (closing the socket) before the
-    // disconnect event goes out.
-    let mut conn = Box::pin(conn);
     let mut timer = ConnectionTimer::new(first_check);
     let mut pooled = true;
     let ended = loop {
