@@ -119,13 +119,13 @@ impl Controller {
     }
 
     /// Queues a 1xx head for the driver (from the connection's side).
-    pub(super) fn push_informational(&self, info: &Informational) {
+    pub(super) fn push_informational(&self, info: Informational) {
         {
             let mut queue = lock(&self.shared.informational);
             if queue.len() >= MAX_QUEUED_INFORMATIONAL {
                 return;
             }
-            queue.push_back(info.clone());
+            queue.push_back(info);
             self.shared
                 .informational_queued
                 .store(true, Ordering::SeqCst);
@@ -197,7 +197,7 @@ mod tests {
         let controller = Controller::new();
         assert!(controller.take_informational().is_none());
         for status in 100..100 + MAX_QUEUED_INFORMATIONAL as u16 + 5 {
-            controller.push_informational(&Informational {
+            controller.push_informational(Informational {
                 status: http::StatusCode::from_u16(status.min(199)).unwrap(),
                 headers: http::HeaderMap::new(),
             });

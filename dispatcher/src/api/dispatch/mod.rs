@@ -79,19 +79,28 @@ fn fail<H: Handler>(mut handler: H, controller: &Controller, error: Error) -> H 
     handler
 }
 
-/// Has the dispatcher pass each 1xx response of `request` (undici's
-/// `onInfo`) to the controller, whose driver hands them to
-/// `on_response_start`. A callback the request already had still runs
-/// first.
+/// Has the connection pass each 1xx response of `request` to the
+/// controller, whose driver hands them to `on_response_start`.
+///
+/// Straight to hyper's hook when the request has no `on_info` of its own
+/// (no options to make for it); otherwise after that callback, which the
+/// connection hooks up to hyper in place of ours.
 fn forward_informational(request: &mut Request, controller: &Controller) {
-    let options = RequestOptions::of_mut(request);
-    let previous = options.on_info_callback().cloned();
     let controller = controller.clone();
+    let previous = RequestOptions::of(request).and_then(|o| o.on_info_callback().cloned());
+    let Some(previous) = previous else {
+        hyper::ext::on_informational(request, move |info| {
+            controller.push_informational(Informational {
+                status: info.status(),
+                headers: info.headers().clone(),
+            });
+        });
+        return;
+    };
+    let options = RequestOptions::of_mut(request);
     *options = std::mem::take(options).on_info(move |info| {
-        if let Some(previous) = &previous {
-            previous.call(info);
-        }
-        controller.push_informational(info);
+        previous.call(info);
+        controller.push_informational(info.clone());
     });
 }
 
