@@ -3,7 +3,7 @@
 use std::fmt;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::{ready, Context, Poll};
 
 use futures_util::{FutureExt, Stream, StreamExt};
@@ -87,6 +87,10 @@ pub struct Event {
 /// subscriber that falls far behind skips the oldest ones.
 pub struct Events {
     stream: BroadcastStream<Event>,
+    /// The relays of the bus this came from, and this subscription's
+    /// place among them once it is one.
+    relays: Weak<Relays>,
+    relay: Option<u64>,
 }
 
 impl Events {
@@ -108,6 +112,26 @@ impl Events {
     /// An event already waiting, without waiting for one.
     pub fn try_recv(&mut self) -> Option<Event> {
         self.recv().now_or_never().flatten()
+    }
+
+    /// Marks this subscription as the one through which `parent` (an Agent,
+    /// a BalancedPool) re-emits the events: it then needs `drain` events
+    /// only while someone listens to `parent`.
+    pub(crate) fn relay_to(&mut self, parent: &EventBus) {
+        let Some(relays) = self.relays.upgrade() else {
+            return;
+        };
+        let id = relays.next.fetch_add(1, Ordering::Relaxed);
+        lock(&relays.parents).push((id, parent.tx.downgrade()));
+        self.relay = Some(id);
+    }
+}
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        if let (Some(id), Some(relays)) = (self.relay, self.relays.upgrade()) {
+            lock(&relays.parents).retain(|(relay, _)| *relay != id);
+        }
     }
 }
 
@@ -137,6 +161,25 @@ impl Stream for Events {
 pub(crate) struct EventBus {
     tx: broadcast::Sender<Event>,
     target: Target,
+    relays: Arc<Relays>,
+}
+
+/// The subscriptions of a bus that re-emit its events on another
+/// dispatcher's bus, with that bus.
+///
+/// A pool at its connection limit leaves `busy` with nearly every
+/// response, so `drain` is its most frequent event; an Agent re-emits
+/// its pools' events but needs only their ends itself, so a `drain`
+/// that nobody would hear is not sent (and the relay is not woken).
+#[derive(Default)]
+struct Relays {
+    next: AtomicU64,
+    parents: Mutex<Vec<(u64, broadcast::WeakSender<Event>)>>,
+}
+
+/// The relays hold no invariant a panic elsewhere could break.
+fn lock<T>(slot: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    slot.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl EventBus {
@@ -145,18 +188,34 @@ impl EventBus {
         EventBus {
             tx,
             target: Target::new(kind),
+            relays: Arc::default(),
         }
     }
 
     pub(crate) fn subscribe(&self) -> Events {
         Events {
             stream: BroadcastStream::new(self.tx.subscribe()),
+            relays: Arc::downgrade(&self.relays),
+            relay: None,
         }
+    }
+
+    /// Whether a `drain` would reach anyone: a subscriber that is not a
+    /// relay, or one on the bus of a relay's dispatcher.
+    fn drain_heard(&self, receivers: usize) -> bool {
+        let parents = lock(&self.relays.parents);
+        receivers > parents.len()
+            || parents.iter().any(|(_, parent)| {
+                parent
+                    .upgrade()
+                    .is_some_and(|parent| parent.receiver_count() > 0)
+            })
     }
 
     /// Emits an event that starts here.
     pub(crate) fn emit(&self, kind: EventKind, origin: &Origin, error: Option<Arc<Error>>) {
-        if self.tx.receiver_count() == 0 {
+        let receivers = self.tx.receiver_count();
+        if receivers == 0 || (kind == EventKind::Drain && !self.drain_heard(receivers)) {
             return;
         }
         let _ = self.tx.send(Event {
@@ -182,5 +241,42 @@ impl fmt::Debug for EventBus {
         f.debug_struct("EventBus")
             .field("target", &self.target)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(events: &mut Events) -> Option<EventKind> {
+        events.try_recv().map(|event| event.kind)
+    }
+
+    #[tokio::test]
+    async fn a_drain_that_only_a_relay_would_hear_is_not_sent() {
+        let pool = EventBus::new("Pool");
+        let agent = EventBus::new("Agent");
+        let origin: Origin = "http://a.test".parse().unwrap();
+        let mut relay = pool.subscribe();
+        relay.relay_to(&agent);
+
+        pool.emit(EventKind::Drain, &origin, None);
+        pool.emit(EventKind::Connect, &origin, None);
+        assert_eq!(kind(&mut relay), Some(EventKind::Connect));
+        assert_eq!(kind(&mut relay), None);
+
+        // Someone listens to the agent: its relay gets the drain.
+        let listener = agent.subscribe();
+        pool.emit(EventKind::Drain, &origin, None);
+        assert_eq!(kind(&mut relay), Some(EventKind::Drain));
+        drop(listener);
+
+        // A subscriber of the pool itself hears it, relay or not.
+        let mut direct = pool.subscribe();
+        pool.emit(EventKind::Drain, &origin, None);
+        assert_eq!(kind(&mut direct), Some(EventKind::Drain));
+        drop(relay);
+        pool.emit(EventKind::Drain, &origin, None);
+        assert_eq!(kind(&mut direct), Some(EventKind::Drain));
     }
 }

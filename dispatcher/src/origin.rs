@@ -1,6 +1,7 @@
 //! `Origin`: scheme, host and port, the key of a pool.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::str::FromStr;
 
 use http::uri::{Authority, Scheme};
@@ -10,8 +11,9 @@ use undici_connectors::{Destination, Scheme as ConnectScheme};
 use crate::error::Error;
 
 /// An origin: `http` or `https`, a host and a port (the scheme's default
-/// port is left out, so `http://a:80` and `http://a` are one origin).
-#[derive(Clone, PartialEq, Eq, Hash)]
+/// port is left out, so `http://a:80` and `http://a` are one origin, and
+/// the host is lowercased, so `http://A` and `http://a` are too).
+#[derive(Clone)]
 pub struct Origin {
     scheme: Scheme,
     authority: Authority,
@@ -34,20 +36,32 @@ impl Origin {
                 )))
             }
         };
-        let authority = uri
-            .authority()
-            .filter(|a| !a.host().is_empty())
-            .ok_or_else(|| Error::invalid_argument(format!("{uri} has no host")))?;
-        if authority.as_str().contains('@') {
+        // An Agent makes an origin of every request (and its pool checks
+        // it again): the authority is read in one pass of its own rather
+        // than through `Authority::host` and `port_u16`'s string searches,
+        // and the usual one, lowercase and without its default port, is
+        // kept without allocating.
+        let no_host = || Error::invalid_argument(format!("{uri} has no host"));
+        let authority = uri.authority().ok_or_else(no_host)?;
+        let bytes = authority.as_str().as_bytes();
+        if bytes.contains(&b'@') {
             return Err(Error::invalid_argument(format!(
                 "{uri}: credentials in the origin are not supported; send an authorization header"
             )));
         }
+        let (host, port) = split_port(bytes);
+        if host.is_empty() {
+            return Err(no_host());
+        }
         let default_port = if scheme == Scheme::HTTPS { 443 } else { 80 };
-        let authority = match authority.port_u16() {
-            Some(port) if port == default_port => Authority::from_str(authority.host())
-                .map_err(|e| Error::invalid_argument(format!("invalid host in {uri}: {e}")))?,
-            _ => authority.clone(),
+        let is_default_port = port == Some(default_port);
+        let authority = if is_default_port || bytes.iter().any(u8::is_ascii_uppercase) {
+            let kept = if is_default_port { host } else { bytes };
+            let kept = String::from_utf8_lossy(kept).to_ascii_lowercase();
+            Authority::from_str(&kept)
+                .map_err(|e| Error::invalid_argument(format!("invalid host in {uri}: {e}")))?
+        } else {
+            authority.clone()
         };
         Ok(Origin { scheme, authority })
     }
@@ -101,6 +115,27 @@ impl Origin {
         };
         Destination::new(scheme, self.host(), self.port())
     }
+}
+
+/// An authority without userinfo split into its host (IPv6 brackets
+/// kept) and its port: `host:8080`, `[::1]:8080`; a port that is not a
+/// number stays part of the host, which `Authority` never lets through.
+fn split_port(authority: &[u8]) -> (&[u8], Option<u16>) {
+    let digits = authority
+        .iter()
+        .rev()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    let Some(colon) = authority.len().checked_sub(digits + 1) else {
+        return (authority, None);
+    };
+    if authority[colon] != b':' {
+        return (authority, None);
+    }
+    let port = std::str::from_utf8(&authority[colon + 1..])
+        .ok()
+        .and_then(|digits| digits.parse().ok());
+    (&authority[..colon], port)
 }
 
 impl FromStr for Origin {
@@ -195,6 +230,24 @@ impl IntoOrigin for &Uri {
     }
 }
 
+/// Compared and hashed as written: the authority is already normalized,
+/// so one comparison of bytes does what `Authority`'s case-insensitive one
+/// does byte by byte.
+impl PartialEq for Origin {
+    fn eq(&self, other: &Self) -> bool {
+        self.scheme == other.scheme && self.authority.as_str() == other.authority.as_str()
+    }
+}
+
+impl Eq for Origin {}
+
+impl Hash for Origin {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.is_https().hash(state);
+        self.authority.as_str().hash(state);
+    }
+}
+
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}://{}", self.scheme, self.authority)
@@ -217,7 +270,24 @@ mod tests {
         let b: Origin = "http://EXAMPLE.com".parse().unwrap();
         assert_eq!(a, b);
         assert_eq!(a.to_string(), "http://example.com");
+        assert_eq!(b.to_string(), "http://example.com");
         assert_eq!(a.port(), 80);
+        let upper: Origin = "http://Example.COM:8080".parse().unwrap();
+        assert_eq!(upper.to_string(), "http://example.com:8080");
+        assert_eq!(upper, "http://example.com:8080".parse::<Origin>().unwrap());
+    }
+
+    #[test]
+    fn ports_are_split_off_the_end() {
+        assert_eq!(split_port(b"a.test:8080"), (&b"a.test"[..], Some(8080)));
+        assert_eq!(split_port(b"[::1]:443"), (&b"[::1]"[..], Some(443)));
+        assert_eq!(split_port(b"[::1]"), (&b"[::1]"[..], None));
+        assert_eq!(split_port(b"a1"), (&b"a1"[..], None));
+        assert_eq!(split_port(b"a.test:"), (&b"a.test"[..], None));
+        assert_eq!(split_port(b":80"), (&b""[..], Some(80)));
+        let v6: Origin = "http://[::1]:80/".parse().unwrap();
+        assert_eq!(v6.to_string(), "http://[::1]");
+        assert!("http://:80/".parse::<Origin>().is_err());
     }
 
     #[test]

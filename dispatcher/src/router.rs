@@ -28,7 +28,9 @@ pin_project_lite::pin_project! {
     /// its response.
     #[project = RoutedProj]
     pub(crate) enum Routed<D: Service<Request>> {
-        Waiting { dispatcher: D, request: Option<Request> },
+        // The request boxed: waiting is rare, and the future is moved by
+        // every layer above it.
+        Waiting { dispatcher: D, request: Option<Box<Request>> },
         Called { #[pin] future: D::Future },
         Failed { error: Option<Error> },
     }
@@ -50,7 +52,7 @@ where
             Poll::Ready(Err(error)) => Routed::failed(error),
             Poll::Pending => Routed::Waiting {
                 dispatcher,
-                request: Some(request),
+                request: Some(Box::new(request)),
             },
         }
     }
@@ -80,7 +82,7 @@ where
                     let Some(request) = request.take() else {
                         return Poll::Ready(Err(Error::aborted()));
                     };
-                    let future = dispatcher.call(request);
+                    let future = dispatcher.call(*request);
                     self.set(Routed::Called { future });
                 }
                 RoutedProj::Called { future } => return future.poll(cx),

@@ -305,7 +305,9 @@ impl<D: Dispatcher> Inner<D> {
             builder = builder.allow_h2(false);
         }
         let dispatcher = (self.factory)(&key.origin, builder)?;
-        self.watch(key, dispatcher.events());
+        let mut events = dispatcher.events();
+        events.relay_to(&self.events);
+        self.watch(key, events);
         Ok(dispatcher)
     }
 

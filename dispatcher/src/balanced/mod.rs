@@ -371,6 +371,7 @@ impl<D: Dispatcher> Inner<D> {
             return;
         };
         let mut events: Events = upstream.dispatcher.events();
+        events.relay_to(&self.events);
         let pool: Weak<Self> = Arc::downgrade(self);
         let upstream: Weak<Upstream<D>> = Arc::downgrade(upstream);
         runtime.spawn(async move {

@@ -259,7 +259,10 @@ pin_project! {
     {
         // Redirects are not followed for this request.
         Passthrough { #[pin] future: S::Future },
-        Following { #[pin] state: State<S::Future>, hops: Hops<S, P> },
+        // Boxed: the state of following is a request head and more, and
+        // every layer above moves this future, which most often passes
+        // through.
+        Following { #[pin] state: State<S::Future>, hops: Box<Hops<S, P>> },
     }
 }
 
@@ -277,7 +280,7 @@ where
         RedirectFuture {
             kind: Kind::Following {
                 state: State::Calling { future },
-                hops,
+                hops: Box::new(hops),
             },
         }
     }

@@ -21,27 +21,35 @@ use super::policy::{Attempt, Outcome, RetryOptions, RetryPolicy};
 /// What is kept of a request to send it again: its head and a copy of
 /// its (replayable) body.
 pub(crate) struct Template {
-    parts: http::request::Parts,
+    method: http::Method,
+    uri: http::Uri,
+    version: http::Version,
+    headers: http::HeaderMap,
+    extensions: http::Extensions,
     body: Body,
 }
 
 impl Template {
-    /// Splits off a copy of `request`; `None` when its body is a stream.
-    pub(crate) fn keep(request: Request) -> (Option<Template>, Request) {
-        let Some(copy) = request.body().try_clone() else {
-            return (None, request);
-        };
-        let (parts, body) = request.into_parts();
-        let template = Template {
-            parts: parts.clone(),
-            body: copy,
-        };
-        (Some(template), Request::from_parts(parts, body))
+    /// A copy of `request`, field by field (the request itself is not
+    /// moved); `None` when its body is a stream.
+    pub(crate) fn keep(request: &Request) -> Option<Template> {
+        Some(Template {
+            body: request.body().try_clone()?,
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+            version: request.version(),
+            headers: request.headers().clone(),
+            extensions: request.extensions().clone(),
+        })
     }
 
     fn build(&self, resume: Option<&Resume>) -> Request {
-        let body = self.body.try_clone().unwrap_or_default();
-        let mut request = Request::from_parts(self.parts.clone(), body);
+        let mut request = Request::new(self.body.try_clone().unwrap_or_default());
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = self.uri.clone();
+        *request.version_mut() = self.version;
+        *request.headers_mut() = self.headers.clone();
+        *request.extensions_mut() = self.extensions.clone();
         if let Some(resume) = resume {
             let headers = request.headers_mut();
             headers.insert(RANGE, resume.range.clone());
@@ -87,7 +95,8 @@ pin_project! {
         options: Arc<RetryOptions>,
         retries: u32,
         dump_max_size: u64,
-        resume: Option<Resume>,
+        // Boxed: rare, and every layer above moves this future.
+        resume: Option<Box<Resume>>,
         #[pin]
         state: State<S::Future>,
     }
@@ -104,13 +113,7 @@ fn decide<P: RetryPolicy>(
 ) -> Option<Duration> {
     let template = template?;
     let counter = retries.saturating_add(1);
-    let attempt = Attempt::new(
-        &template.parts.method,
-        &template.parts.uri,
-        counter,
-        outcome,
-        options,
-    );
+    let attempt = Attempt::new(&template.method, &template.uri, counter, outcome, options);
     policy.retry(&attempt)
 }
 
@@ -160,9 +163,7 @@ where
 
     /// The method of a request that may be sent again.
     pub(crate) fn retryable_method(&self) -> Option<&Method> {
-        self.template
-            .as_ref()
-            .map(|template| &template.parts.method)
+        self.template.as_ref().map(|template| &template.method)
     }
 
     /// Moves the request's copy, the service and the count into new
@@ -206,7 +207,7 @@ where
             return false;
         };
         *this.retries += 1;
-        *this.resume = Some(resume);
+        *this.resume = Some(Box::new(resume));
         this.state.set(wait(delay));
         true
     }
@@ -296,7 +297,7 @@ where
                         this.state.set(State::Idle);
                         return Poll::Ready(Err(not_replayable()));
                     };
-                    let request = template.build(this.resume.as_ref());
+                    let request = template.build(this.resume.as_deref());
                     let future = this.service.call(request);
                     this.state.set(State::Calling { future });
                 }

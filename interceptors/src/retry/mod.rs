@@ -192,10 +192,10 @@ where
         // The ready service sends this attempt; a clone sends the next.
         let clone = self.inner.clone();
         let mut service = mem::replace(&mut self.inner, clone);
-        let (template, request) = if retryable {
-            Template::keep(request)
+        let template = if retryable {
+            Template::keep(&request)
         } else {
-            (None, request)
+            None
         };
         let future = service.call(request);
         let attempts = Attempts::new(
