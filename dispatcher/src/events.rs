@@ -3,7 +3,7 @@
 use std::fmt;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{ready, Context, Poll};
 
 use futures_util::{FutureExt, Stream, StreamExt};
@@ -12,6 +12,7 @@ use tokio_stream::wrappers::BroadcastStream;
 
 use crate::error::Error;
 use crate::origin::Origin;
+use crate::sync::lock;
 
 /// What happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -175,11 +176,6 @@ pub(crate) struct EventBus {
 struct Relays {
     next: AtomicU64,
     parents: Mutex<Vec<(u64, broadcast::WeakSender<Event>)>>,
-}
-
-/// The relays hold no invariant a panic elsewhere could break.
-fn lock<T>(slot: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    slot.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl EventBus {

@@ -70,6 +70,7 @@ mod options;
 mod origin;
 mod pool;
 mod router;
+mod sync;
 
 pub use agent::{Agent, AgentBuilder, AgentFuture};
 pub use api::{

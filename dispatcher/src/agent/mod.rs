@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, PoisonError, RwLock, Weak};
+use std::sync::{Arc, RwLock, Weak};
 use std::task::{Context, Poll};
 
 use futures_util::future::BoxFuture;
@@ -20,6 +20,7 @@ use crate::options::RequestOptions;
 use crate::origin::Origin;
 use crate::pool::{Pool, PoolBuilder, PoolStats};
 use crate::router::{Routed, RouterState};
+use crate::sync;
 use crate::{Request, Response};
 
 type Factory<D> = dyn Fn(&Origin, PoolBuilder<Pool>) -> Result<D, Error> + Send + Sync;
@@ -248,15 +249,11 @@ impl<D> fmt::Debug for AgentBuilder<D> {
 
 impl<D> Inner<D> {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Key, D>> {
-        self.dispatchers
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
+        sync::read(&self.dispatchers)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Key, D>> {
-        self.dispatchers
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
+        sync::write(&self.dispatchers)
     }
 }
 

@@ -4,10 +4,12 @@
 //! cheaper of two upstreams picked at random.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+use crate::sync::lock;
 
 /// How fast old latencies are forgotten.
 const DECAY: Duration = Duration::from_secs(10);
@@ -49,7 +51,7 @@ impl Load {
         let Some(rtt) = rtt else {
             return;
         };
-        let mut estimate = self.estimate.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut estimate = lock(&self.estimate);
         let now = Instant::now();
         let rtt = rtt.as_nanos() as f64;
         if rtt > estimate.rtt_ns {
@@ -68,11 +70,7 @@ impl Load {
     /// The cost of one more request: the latency estimate times the
     /// requests in flight, plus one.
     pub(super) fn cost(&self) -> f64 {
-        let rtt = self
-            .estimate
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .rtt_ns;
+        let rtt = lock(&self.estimate).rtt_ns;
         rtt * (self.in_flight.load(Ordering::Relaxed) + 1) as f64
     }
 }

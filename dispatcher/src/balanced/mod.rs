@@ -7,7 +7,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::task::{Context, Poll};
 
 use futures_util::future::BoxFuture;
@@ -23,6 +23,7 @@ use crate::events::{EventBus, EventKind, Events};
 use crate::origin::{IntoOrigin, Origin};
 use crate::pool::{Pool, PoolBuilder, PoolStats};
 use crate::router::{Routed, RouterState};
+use crate::sync::{self, lock};
 use crate::{Request, Response};
 
 use ewma::Load;
@@ -289,11 +290,7 @@ impl<D: Dispatcher> BalancedPool<D> {
                 .weight
                 .store(self.inner.max_weight, Ordering::Relaxed);
         }
-        self.inner
-            .round_robin
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .reset(self.inner.max_weight);
+        lock(&self.inner.round_robin).reset(self.inner.max_weight);
         Ok(())
     }
 
@@ -343,16 +340,11 @@ impl<D: Dispatcher> BalancedPool<D> {
 
 impl<D> Inner<D> {
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Vec<Arc<Upstream<D>>>> {
-        self.upstreams
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
+        sync::write(&self.upstreams)
     }
 
     fn all(&self) -> Vec<Arc<Upstream<D>>> {
-        self.upstreams
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        sync::read(&self.upstreams).clone()
     }
 
     fn dispatchers(&self) -> Vec<D>
@@ -400,10 +392,7 @@ impl<D: Dispatcher> Inner<D> {
 
     /// The upstream for the next request.
     fn choose(&self) -> Result<Arc<Upstream<D>>, Error> {
-        let upstreams = self
-            .upstreams
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
+        let upstreams = sync::read(&self.upstreams);
         if upstreams.is_empty() {
             return Err(Error::new(
                 ErrorKind::MissingUpstream,
@@ -430,10 +419,7 @@ impl<D: Dispatcher> Inner<D> {
                 .collect()
         };
         let max_weight = self.max_weight;
-        let mut round_robin = self
-            .round_robin
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut round_robin = lock(&self.round_robin);
         round_robin
             .pick(&candidates(true), max_weight)
             // Everyone is busy: keep the weighted order over the open

@@ -11,9 +11,10 @@
 //! released.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use super::pool::Shared;
+use crate::sync::lock;
 
 #[derive(Debug)]
 pub(crate) struct ConnectionBudget {
@@ -39,7 +40,7 @@ impl ConnectionBudget {
     }
 
     fn lock(&self) -> MutexGuard<'_, BudgetState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.state)
     }
 
     pub(crate) fn join(&self, pool: &Arc<Shared>) {

@@ -32,6 +32,7 @@ use crate::client::options::{BoxConnector, ClientOptions};
 use crate::error::{Error, ErrorKind, SocketInfo};
 use crate::events::{EventBus, EventKind};
 use crate::origin::Origin;
+use crate::sync::lock;
 
 use super::budget::ConnectionBudget;
 use super::errors;
@@ -239,7 +240,7 @@ impl Shared {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.state)
     }
 
     pub(crate) fn is_closed(&self) -> bool {

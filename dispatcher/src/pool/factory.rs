@@ -16,7 +16,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -32,6 +32,7 @@ use crate::error::Error;
 use crate::events::{EventBus, EventKind, Events};
 use crate::origin::Origin;
 use crate::router::{Routed, RouterState};
+use crate::sync::lock;
 use crate::{Request, Response};
 
 /// Makes one member of a [`FactoryPool`] from the pool's origin and a
@@ -154,7 +155,7 @@ impl<D: Dispatcher> FactoryPool<D> {
 
 impl<D: Dispatcher> Inner<D> {
     fn lock(&self) -> MutexGuard<'_, Members<D>> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.state)
     }
 
     fn lifecycle_error(&self) -> Option<Error> {

@@ -4,13 +4,14 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 
 use futures_util::task::AtomicWaker;
 
 use crate::error::Error;
 use crate::options::Informational;
+use crate::sync::lock;
 
 /// 1xx responses held for the handler while it has not seen them; past
 /// this a hostile stream of them is dropped rather than buffered.
@@ -152,11 +153,6 @@ impl Controller {
     pub(super) fn finish(&self) {
         self.shared.done.store(true, Ordering::SeqCst);
     }
-}
-
-/// The controller's slots hold no invariant a panic elsewhere could break.
-fn lock<T>(slot: &Mutex<T>) -> MutexGuard<'_, T> {
-    slot.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl fmt::Debug for Controller {
