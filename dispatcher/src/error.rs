@@ -334,9 +334,10 @@ impl Error {
         self.inner.kind == ErrorKind::Parser
     }
 
-    /// Finds an error of type `E` in the source chain.
+    /// Finds an error of type `E` in the source chain (a connect failure's
+    /// [`ConnectError`] included, which `source()` steps over).
     pub fn find_source<E: StdError + 'static>(&self) -> Option<&E> {
-        let mut next: Option<&(dyn StdError + 'static)> = self.source();
+        let mut next = self.stored_source();
         while let Some(err) = next {
             if let Some(found) = err.downcast_ref::<E>() {
                 return Some(found);
@@ -400,8 +401,8 @@ impl fmt::Display for Error {
     }
 }
 
-impl StdError for Error {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+impl Error {
+    fn stored_source(&self) -> Option<&(dyn StdError + 'static)> {
         self.inner
             .source
             .as_ref()
@@ -409,9 +410,41 @@ impl StdError for Error {
     }
 }
 
+impl StdError for Error {
+    /// The cause. A connect failure's message, code and addresses are the
+    /// [`ConnectError`]'s, so the chain goes on with that error's own
+    /// cause: a chain printer (anyhow's "Caused by") would otherwise show
+    /// the same line twice. [`Error::connect_error`] and
+    /// [`Error::find_source`] still reach it.
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        let source = self.stored_source()?;
+        match source.downcast_ref::<ConnectError>() {
+            Some(connect) => connect.source(),
+            None => Some(source),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connect_error_is_one_line_of_the_chain() {
+        let cause = std::io::Error::other("the pin did not match");
+        let err = Error::from(ConnectError::rejected(cause));
+        let mut chain = vec![err.to_string()];
+        let mut next = err.source();
+        while let Some(cause) = next {
+            chain.push(cause.to_string());
+            next = cause.source();
+        }
+        assert_eq!(chain.len(), 2, "{chain:?}");
+        assert!(chain[0].starts_with("the pin did not match ("), "{chain:?}");
+        assert_eq!(chain[1], "the pin did not match");
+        assert!(err.find_source::<ConnectError>().is_some());
+        assert!(err.find_source::<std::io::Error>().is_some());
+    }
 
     #[test]
     fn codes_follow_undici() {
