@@ -123,25 +123,38 @@ impl RouterState {
         self.closed.store(true, Ordering::Release);
     }
 
-    /// Marks the router closed; the answer closes `children`.
-    pub(crate) fn close<D: Dispatcher>(&self, children: &[D]) -> BoxFuture<'static, ()> {
+    /// Marks the router closed; the answer closes its children, taken
+    /// after the mark: a child made meanwhile either saw the mark (the
+    /// routers check it under the lock they add children with) or is
+    /// among them.
+    pub(crate) fn close<D: Dispatcher>(
+        &self,
+        children: impl FnOnce() -> Vec<D>,
+    ) -> BoxFuture<'static, ()> {
         self.mark_closed();
-        let closing: Vec<_> = children.iter().map(Dispatcher::close).collect();
+        let closing: Vec<_> = children().iter().map(Dispatcher::close).collect();
         Box::pin(async move {
             futures_util::future::join_all(closing).await;
         })
     }
 
-    /// Marks the router destroyed; the answer destroys `children`, each
-    /// with its copy of `reason`.
-    pub(crate) fn destroy<D: Dispatcher>(
-        &self,
-        children: &[D],
-        reason: Option<Arc<Error>>,
-    ) -> BoxFuture<'static, ()> {
+    /// Refuses new requests and marks the router destroyed, as `destroy`
+    /// does before it reaches the children.
+    fn mark_destroyed(&self) {
         self.mark_closed();
         self.destroyed.store(true, Ordering::Release);
-        let destroying: Vec<_> = children
+    }
+
+    /// Marks the router destroyed; the answer destroys its children
+    /// (taken after the mark, as for `close`), each with its copy of
+    /// `reason`.
+    pub(crate) fn destroy<D: Dispatcher>(
+        &self,
+        children: impl FnOnce() -> Vec<D>,
+        reason: Option<Arc<Error>>,
+    ) -> BoxFuture<'static, ()> {
+        self.mark_destroyed();
+        let destroying: Vec<_> = children()
             .iter()
             .map(|child| child.destroy(reason.as_deref().cloned()))
             .collect();

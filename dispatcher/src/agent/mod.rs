@@ -396,13 +396,13 @@ impl<D: Service<Request>> fmt::Debug for AgentFuture<D> {
 
 impl<D: Dispatcher> Dispatcher for Agent<D> {
     fn close(&self) -> BoxFuture<'static, ()> {
-        self.inner.lifecycle.close(&self.inner.all())
+        self.inner.lifecycle.close(|| self.inner.all())
     }
 
     fn destroy(&self, reason: Option<Error>) -> BoxFuture<'static, ()> {
         self.inner
             .lifecycle
-            .destroy(&self.inner.all(), reason.map(Arc::new))
+            .destroy(|| self.inner.all(), reason.map(Arc::new))
     }
 
     fn events(&self) -> Events {

@@ -581,13 +581,13 @@ impl<D: Service<Request>> fmt::Debug for BalancedFuture<D> {
 
 impl<D: Dispatcher> Dispatcher for BalancedPool<D> {
     fn close(&self) -> BoxFuture<'static, ()> {
-        self.inner.lifecycle.close(&self.inner.dispatchers())
+        self.inner.lifecycle.close(|| self.inner.dispatchers())
     }
 
     fn destroy(&self, reason: Option<Error>) -> BoxFuture<'static, ()> {
         self.inner
             .lifecycle
-            .destroy(&self.inner.dispatchers(), reason.map(Arc::new))
+            .destroy(|| self.inner.dispatchers(), reason.map(Arc::new))
     }
 
     fn events(&self) -> Events {

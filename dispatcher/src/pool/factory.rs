@@ -165,10 +165,12 @@ impl<D: Dispatcher> Inner<D> {
     /// Hands `request` to a member now, or queues it for the first one
     /// to drain.
     fn dispatch(self: &Arc<Self>, request: Request) -> State<D> {
+        let mut st = self.lock();
+        // Under the lock: `destroy` marks the pool, then takes its members
+        // and queue under it, so no member made here can escape it.
         if let Some(err) = self.lifecycle_error() {
             return State::now(Routed::failed(err));
         }
-        let mut st = self.lock();
         self.retire_expired(&mut st);
         let free = st
             .members
@@ -247,6 +249,9 @@ impl<D: Dispatcher> Inner<D> {
     /// its next drain).
     fn member_free(self: &Arc<Self>, id: u64) {
         let mut st = self.lock();
+        if self.lifecycle.is_destroyed() {
+            return;
+        }
         let Some(member) = st.members.iter().find(|m| m.id == id) else {
             return;
         };
@@ -270,6 +275,11 @@ impl<D: Dispatcher> Inner<D> {
     /// waiting requests get a new one.
     fn member_ended(self: &Arc<Self>, id: u64) {
         let mut st = self.lock();
+        // A destroyed pool's members end as it destroys them: its waiting
+        // requests get the destroy error, not a new member.
+        if self.lifecycle.is_destroyed() {
+            return;
+        }
         st.members
             .retain(|m| m.id != id || !m.dispatcher.is_idle() || m.dispatcher.is_busy());
         while !st.queue.is_empty() && self.limit.is_none_or(|limit| st.members.len() < limit) {
@@ -400,16 +410,19 @@ impl<D: Dispatcher> Dispatcher for FactoryPool<D> {
                 }
                 handed_out.await;
             }
-            inner.lifecycle.close(&inner.all()).await;
+            inner.lifecycle.close(|| inner.all()).await;
         })
     }
 
     fn destroy(&self, reason: Option<Error>) -> BoxFuture<'static, ()> {
         let reason = reason.map(Arc::new);
+        // The members are taken after the mark, which `dispatch` and a
+        // member's end check under the lock they add members with; the
+        // queue only shrinks from then on.
         let destroying = self
             .inner
             .lifecycle
-            .destroy(&self.inner.all(), reason.clone());
+            .destroy(|| self.inner.all(), reason.clone());
         let waiting: Vec<_> = self.inner.lock().queue.drain(..).collect();
         for waiting in waiting {
             let error = reason.as_deref().cloned().unwrap_or_else(Error::destroyed);
