@@ -126,6 +126,11 @@ struct State {
     /// Why connections that a failed request took down were removed, kept
     /// until their task ends and reports the disconnect.
     failures: Vec<(u64, Error)>,
+    /// Connections taken out of the pool whose sockets their tasks are
+    /// still closing, with a budget: each gives its unit back when its
+    /// task says the socket is gone, so `max_total_connections` counts
+    /// sockets, not pool entries.
+    closing: Vec<u64>,
 }
 
 struct Conn {
@@ -536,13 +541,15 @@ impl Shared {
         }
     }
 
-    /// Takes a connection out of the pool and tells its task to close it.
+    /// Takes a connection out of the pool and tells its task to close it;
+    /// its budget unit comes back once the socket is closed.
     fn remove(&self, st: &mut State, key: usize, after: &mut AfterUnlock) {
-        st.idle.retain(|&k| k != key);
-        st.h2.retain(|&k| k != key);
-        let mut conn = st.conns.remove(key);
-        conn.close();
-        after.released += 1;
+        let id = take_out(st, key);
+        if self.budget.is_some() {
+            st.closing.push(id);
+        } else {
+            after.released += 1;
+        }
     }
 
     /// A new connection is ready; answers its key and id, or `None` when
@@ -669,8 +676,13 @@ impl Shared {
                 }
             });
             let recorded = recorded.or_else(|| in_use.then(|| Error::socket("other side closed")));
+            // The socket is closed now: its budget unit is free.
             if st.conns.get(key).is_some_and(|c| c.id == id) {
-                self.remove(&mut st, key, &mut after);
+                take_out(&mut st, key);
+                after.released += 1;
+            } else if let Some(at) = st.closing.iter().position(|&closing| closing == id) {
+                st.closing.swap_remove(at);
+                after.released += 1;
             }
             self.reserve_connects(&mut st, &mut after);
             self.update_busy(&mut st, &mut after);
@@ -929,6 +941,16 @@ impl Shared {
     }
 }
 
+/// Takes connection `key` out of the pool's lists and tells its task to
+/// close it; answers its id.
+fn take_out(st: &mut State, key: usize) -> u64 {
+    st.idle.retain(|&k| k != key);
+    st.h2.retain(|&k| k != key);
+    let mut conn = st.conns.remove(key);
+    conn.close();
+    conn.id
+}
+
 impl Drop for Shared {
     fn drop(&mut self) {
         let st = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
@@ -936,7 +958,9 @@ impl Drop for Shared {
             conn.close();
         }
         if let Some(budget) = &self.budget {
-            for pool in budget.give_back(st.conns.len()) {
+            // Tasks still closing sockets cannot report to a pool that is
+            // gone: their units come back with the rest.
+            for pool in budget.give_back(st.conns.len() + st.closing.len()) {
                 pool.budget_freed();
             }
         }
