@@ -4,10 +4,14 @@
 
 mod common;
 
+use std::future::Future;
+use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use common::{get, get_text, within, PATIENCE};
 use futures_util::future::join_all;
+use tokio::sync::Semaphore;
 use undici_dispatcher::connectors::ConnectOptions;
 use undici_dispatcher::{
     Agent, BalancedPool, Client, Dispatcher, DispatcherExt, Error, Pool, PoolStats,
@@ -27,18 +31,37 @@ async fn gated_server(gate: &Gate) -> TestServer {
     .await
 }
 
-/// Spawns `n` GETs of `url` on `dispatcher`.
-fn spawn_gets<D: Dispatcher>(
+/// Spawns `n` GETs of `url` on `dispatcher`, and answers once every one
+/// was polled: from then on each is accepted (running, queued, or waiting
+/// at the readiness gate), so a `close` that follows must let it finish.
+/// A task the runtime had not run yet would be refused instead.
+async fn spawn_gets<D: Dispatcher>(
     dispatcher: &D,
     url: &str,
     n: usize,
 ) -> Vec<tokio::task::JoinHandle<Result<String, Error>>> {
-    (0..n)
+    let started = Arc::new(Semaphore::new(0));
+    let requests = (0..n)
         .map(|_| {
             let (dispatcher, url) = (dispatcher.clone(), url.to_owned());
-            tokio::spawn(async move { get_text(&dispatcher, &url).await })
+            let started = started.clone();
+            tokio::spawn(async move {
+                let mut request = std::pin::pin!(get_text(&dispatcher, &url));
+                let first = std::future::poll_fn(|cx| Poll::Ready(request.as_mut().poll(cx))).await;
+                started.add_permits(1);
+                match first {
+                    Poll::Ready(answer) => answer,
+                    Poll::Pending => request.await,
+                }
+            })
         })
-        .collect()
+        .collect();
+    let all = u32::try_from(n).expect("a test's handful of requests");
+    within(PATIENCE, started.acquire_many(all))
+        .await
+        .expect("the semaphore is never closed")
+        .forget();
+    requests
 }
 
 async fn all_ok(requests: Vec<tokio::task::JoinHandle<Result<String, Error>>>) {
@@ -66,7 +89,7 @@ async fn close_lets_a_pools_running_and_queued_requests_finish() {
     let gate = Gate::new();
     let server = gated_server(&gate).await;
     let pool = Pool::builder().connections(4).build(server.url()).unwrap();
-    let requests = spawn_gets(&pool, "/", 40);
+    let requests = spawn_gets(&pool, "/", 40).await;
     within(PATIENCE, server.wait_for_requests_received(4)).await;
     let stats = stats_reach(&pool, |s| s.pending == 36).await;
     assert_eq!(
@@ -98,7 +121,7 @@ async fn close_lets_requests_queued_behind_a_clients_one_connection_finish() {
     let gate = Gate::new();
     let server = gated_server(&gate).await;
     let client = Client::new(server.url()).unwrap();
-    let requests = spawn_gets(&client, "/", 5);
+    let requests = spawn_gets(&client, "/", 5).await;
     within(PATIENCE, server.wait_for_requests_received(1)).await;
     let closing = tokio::spawn(client.close());
     for served in 0..5 {
@@ -129,8 +152,8 @@ async fn an_agent_close_lets_queued_requests_of_every_origin_finish() {
     let a = gated_server(&gate).await;
     let b = gated_server(&gate).await;
     let agent = Agent::builder().connections(2).build();
-    let mut requests = spawn_gets(&agent, &format!("{}/", a.url()), 10);
-    requests.extend(spawn_gets(&agent, &format!("{}/", b.url()), 10));
+    let mut requests = spawn_gets(&agent, &format!("{}/", a.url()), 10).await;
+    requests.extend(spawn_gets(&agent, &format!("{}/", b.url()), 10).await);
     within(PATIENCE, a.wait_for_requests_received(2)).await;
     within(PATIENCE, b.wait_for_requests_received(2)).await;
     let closing = tokio::spawn(agent.close());
@@ -150,8 +173,8 @@ async fn destroy_ends_running_and_queued_requests_on_every_connection() {
     let a = gated_server(&gate).await;
     let b = gated_server(&gate).await;
     let agent = Agent::builder().connections(3).build();
-    let mut requests = spawn_gets(&agent, &format!("{}/", a.url()), 10);
-    requests.extend(spawn_gets(&agent, &format!("{}/", b.url()), 10));
+    let mut requests = spawn_gets(&agent, &format!("{}/", a.url()), 10).await;
+    requests.extend(spawn_gets(&agent, &format!("{}/", b.url()), 10).await);
     within(PATIENCE, a.wait_for_requests_received(3)).await;
     within(PATIENCE, b.wait_for_requests_received(3)).await;
     within(PATIENCE, agent.destroy(None)).await;
@@ -187,7 +210,7 @@ async fn close_and_destroy_reach_http2_streams_in_flight() {
         .connect(connect.clone())
         .build(url.as_str())
         .unwrap();
-    let requests = spawn_gets(&pool, &url, 8);
+    let requests = spawn_gets(&pool, &url, 8).await;
     within(PATIENCE, server.wait_for_requests_received(8)).await;
     let closing = tokio::spawn(pool.close());
     for _ in 0..8 {
@@ -202,7 +225,7 @@ async fn close_and_destroy_reach_http2_streams_in_flight() {
         .connect(connect)
         .build(url.as_str())
         .unwrap();
-    let requests = spawn_gets(&pool, &url, 8);
+    let requests = spawn_gets(&pool, &url, 8).await;
     within(PATIENCE, server.wait_for_requests_received(16)).await;
     within(PATIENCE, pool.destroy(None)).await;
     for result in within(PATIENCE, join_all(requests)).await {
@@ -220,7 +243,7 @@ async fn a_balanced_pool_close_and_destroy_reach_every_upstream() {
         .connections(2)
         .build([a.url(), b.url()])
         .unwrap();
-    let requests = spawn_gets(&pool, "/", 8);
+    let requests = spawn_gets(&pool, "/", 8).await;
     within(PATIENCE, a.wait_for_requests_received(2)).await;
     within(PATIENCE, b.wait_for_requests_received(2)).await;
     let closing = tokio::spawn(pool.close());
@@ -237,7 +260,7 @@ async fn a_balanced_pool_close_and_destroy_reach_every_upstream() {
     );
 
     let pool = BalancedPool::new([a.url(), b.url()]).unwrap();
-    let requests = spawn_gets(&pool, "/", 4);
+    let requests = spawn_gets(&pool, "/", 4).await;
     within(PATIENCE, a.wait_for_requests_received(6)).await;
     within(PATIENCE, b.wait_for_requests_received(6)).await;
     within(PATIENCE, pool.destroy(None)).await;
