@@ -78,7 +78,7 @@ pub use api::{
     UpgradeData, UpgradedIo,
 };
 pub use balanced::{Balance, BalancedFuture, BalancedPool, BalancedPoolBuilder};
-pub use body::{Body, BodyReader, BodySender, DEFAULT_DUMP_LIMIT};
+pub use body::{try_clone_request, Body, BodyReader, BodySender, DEFAULT_DUMP_LIMIT};
 pub use client::{Client, ClientBuilder, ClientOptions, ClientStats, ResponseFuture};
 pub use dispatcher::{BoxDispatcher, Composed, Dispatcher};
 pub use error::{BoxError, Error, ErrorBody, ErrorKind, SocketInfo};

@@ -130,7 +130,7 @@ impl RequestOptions {
     /// Called for each informational (1xx) response (undici's `onInfo`).
     /// HTTP/1.1 only: hyper's HTTP/2 client does not hand 1xx heads on.
     pub fn on_info(mut self, callback: impl Fn(&Informational) + Send + Sync + 'static) -> Self {
-        self.on_info = Some(OnInfo(Arc::new(callback)));
+        self.on_info = Some(OnInfo::new(callback));
         self
     }
 
@@ -334,6 +334,19 @@ pub struct Informational {
 /// The `on_info` callback of a request.
 #[derive(Clone)]
 pub struct OnInfo(Arc<dyn Fn(&Informational) + Send + Sync>);
+
+/// A request's 1xx heads for `dispatch()`'s driver, when the request has
+/// no `on_info` of its own: an extension of its own, so that `dispatch`
+/// makes no `RequestOptions` for it. The connection reads it with the
+/// options and hooks it to hyper the same way.
+#[derive(Clone)]
+pub(crate) struct ForwardInformational(pub(crate) OnInfo);
+
+impl OnInfo {
+    pub(crate) fn new(callback: impl Fn(&Informational) + Send + Sync + 'static) -> Self {
+        OnInfo(Arc::new(callback))
+    }
+}
 
 impl OnInfo {
     /// Calls the callback.

@@ -43,22 +43,21 @@ impl Origin {
         // kept without allocating.
         let no_host = || Error::invalid_argument(format!("{uri} has no host"));
         let authority = uri.authority().ok_or_else(no_host)?;
-        let bytes = authority.as_str().as_bytes();
-        if bytes.contains(&b'@') {
+        let written = authority.as_str();
+        if written.contains('@') {
             return Err(Error::invalid_argument(format!(
                 "{uri}: credentials in the origin are not supported; send an authorization header"
             )));
         }
-        let (host, port) = split_port(bytes);
+        let (host, port) = split_port(written);
         if host.is_empty() {
             return Err(no_host());
         }
         let default_port = if scheme == Scheme::HTTPS { 443 } else { 80 };
         let is_default_port = port == Some(default_port);
-        let authority = if is_default_port || bytes.iter().any(u8::is_ascii_uppercase) {
-            let kept = if is_default_port { host } else { bytes };
-            let kept = String::from_utf8_lossy(kept).to_ascii_lowercase();
-            Authority::from_str(&kept)
+        let authority = if is_default_port || written.bytes().any(|b| b.is_ascii_uppercase()) {
+            let kept = if is_default_port { host } else { written };
+            Authority::from_str(&kept.to_ascii_lowercase())
                 .map_err(|e| Error::invalid_argument(format!("invalid host in {uri}: {e}")))?
         } else {
             authority.clone()
@@ -120,22 +119,19 @@ impl Origin {
 /// An authority without userinfo split into its host (IPv6 brackets
 /// kept) and its port: `host:8080`, `[::1]:8080`; a port that is not a
 /// number stays part of the host, which `Authority` never lets through.
-fn split_port(authority: &[u8]) -> (&[u8], Option<u16>) {
+fn split_port(authority: &str) -> (&str, Option<u16>) {
     let digits = authority
-        .iter()
+        .bytes()
         .rev()
-        .take_while(|b| b.is_ascii_digit())
+        .take_while(u8::is_ascii_digit)
         .count();
     let Some(colon) = authority.len().checked_sub(digits + 1) else {
         return (authority, None);
     };
-    if authority[colon] != b':' {
+    if authority.as_bytes()[colon] != b':' {
         return (authority, None);
     }
-    let port = std::str::from_utf8(&authority[colon + 1..])
-        .ok()
-        .and_then(|digits| digits.parse().ok());
-    (&authority[..colon], port)
+    (&authority[..colon], authority[colon + 1..].parse().ok())
 }
 
 impl FromStr for Origin {
@@ -279,12 +275,12 @@ mod tests {
 
     #[test]
     fn ports_are_split_off_the_end() {
-        assert_eq!(split_port(b"a.test:8080"), (&b"a.test"[..], Some(8080)));
-        assert_eq!(split_port(b"[::1]:443"), (&b"[::1]"[..], Some(443)));
-        assert_eq!(split_port(b"[::1]"), (&b"[::1]"[..], None));
-        assert_eq!(split_port(b"a1"), (&b"a1"[..], None));
-        assert_eq!(split_port(b"a.test:"), (&b"a.test"[..], None));
-        assert_eq!(split_port(b":80"), (&b""[..], Some(80)));
+        assert_eq!(split_port("a.test:8080"), ("a.test", Some(8080)));
+        assert_eq!(split_port("[::1]:443"), ("[::1]", Some(443)));
+        assert_eq!(split_port("[::1]"), ("[::1]", None));
+        assert_eq!(split_port("a1"), ("a1", None));
+        assert_eq!(split_port("a.test:"), ("a.test", None));
+        assert_eq!(split_port(":80"), ("", Some(80)));
         let v6: Origin = "http://[::1]:80/".parse().unwrap();
         assert_eq!(v6.to_string(), "http://[::1]");
         assert!("http://:80/".parse::<Origin>().is_err());

@@ -29,9 +29,9 @@ pub const DEFAULT_DUMP_LIMIT: u64 = 128 * 1024;
 /// The body of a request or a response.
 ///
 /// An empty body allocates nothing; a full `Bytes` (from a `String`, a
-/// `Vec<u8>`, a `&'static str`) and any other `http_body::Body` are boxed. A response body from a dispatcher reads from the
-/// connection as it is polled, so the server is held back while the body
-/// is not read.
+/// `Vec<u8>`, a `&'static str`) and any other `http_body::Body` are
+/// boxed. A response body from a dispatcher reads from the connection as
+/// it is polled, so the server is held back while the body is not read.
 ///
 /// Response bodies carry undici's body mixin: [`text`](Body::text),
 /// [`json`](Body::json) (`json` feature), [`bytes`](Body::bytes),
@@ -342,6 +342,22 @@ impl Body {
     pub fn into_reader(self) -> BodyReader {
         BodyReader::new(self)
     }
+}
+
+/// A copy of `request` (head and body) when its body can be sent again
+/// ([`Body::try_clone`]); `None` for a stream. What a replay, a retry or a
+/// redirect keeps to send the request once more. The request itself is
+/// not moved, and empty extensions are not cloned.
+pub fn try_clone_request(request: &crate::Request) -> Option<crate::Request> {
+    let mut copy = crate::Request::new(request.body().try_clone()?);
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    if !request.extensions().is_empty() {
+        *copy.extensions_mut() = request.extensions().clone();
+    }
+    Some(copy)
 }
 
 impl Default for Body {

@@ -281,7 +281,7 @@ impl Shared {
                 return Err(Error::closed());
             }
             let now = Instant::now();
-            if let Some(lease) = self.take_available(&mut st, now, &mut after) {
+            if let Some(lease) = self.take_available(&mut st, now) {
                 st.running += 1;
                 // Taking the last free connection makes the pool busy.
                 self.update_busy(&mut st, &mut after);
@@ -300,12 +300,7 @@ impl Shared {
     }
 
     /// The best connection available now, leased.
-    fn take_available(
-        self: &Arc<Self>,
-        st: &mut State,
-        now: Instant,
-        after: &mut AfterUnlock,
-    ) -> Option<Lease> {
+    fn take_available(self: &Arc<Self>, st: &mut State, now: Instant) -> Option<Lease> {
         for i in 0..st.h2.len() {
             let key = st.h2[i];
             let conn = &mut st.conns[key];
@@ -346,7 +341,7 @@ impl Shared {
                         conn.socket.clone(),
                     ));
                 }
-                _ => self.remove(st, key, after),
+                _ => self.remove(st, key),
             }
         }
         None
@@ -412,7 +407,7 @@ impl Shared {
     }
 
     /// Hands available connections to the queue, oldest waiter first.
-    fn serve_queue(self: &Arc<Self>, st: &mut State, after: &mut AfterUnlock) {
+    fn serve_queue(self: &Arc<Self>, st: &mut State) {
         if st.queue.is_empty() {
             // The usual case when a request ends: no clock to read.
             return;
@@ -422,7 +417,7 @@ impl Shared {
             if waiter.is_closed() {
                 continue;
             }
-            let Some(lease) = self.take_available(st, now, after) else {
+            let Some(lease) = self.take_available(st, now) else {
                 st.queue.push_front(waiter);
                 break;
             };
@@ -470,7 +465,7 @@ impl Shared {
                 }
             }
             self.return_connection(&mut st, key, id, sender, outcome, &mut after);
-            self.serve_queue(&mut st, &mut after);
+            self.serve_queue(&mut st);
             self.reserve_connects(&mut st, &mut after);
             self.finish_close_if_done(&mut st, &mut after);
             self.update_busy(&mut st, &mut after);
@@ -501,7 +496,7 @@ impl Shared {
                 retire_h2(st, key);
             }
             if idle && !st.h2.contains(&key) {
-                self.remove(st, key, after);
+                self.remove(st, key);
             }
             return;
         }
@@ -537,18 +532,16 @@ impl Shared {
                 drop(st.conns.remove(key));
                 after.released += 1;
             }
-            _ => self.remove(st, key, after),
+            _ => self.remove(st, key),
         }
     }
 
     /// Takes a connection out of the pool and tells its task to close it;
-    /// its budget unit comes back once the socket is closed.
-    fn remove(&self, st: &mut State, key: usize, after: &mut AfterUnlock) {
+    /// its budget unit (if any) comes back once the socket is closed.
+    fn remove(&self, st: &mut State, key: usize) {
         let id = take_out(st, key);
         if self.budget.is_some() {
             st.closing.push(id);
-        } else {
-            after.released += 1;
         }
     }
 
@@ -610,7 +603,7 @@ impl Shared {
                 st.idle.push(key);
             }
             answer_connect_waiters(&mut st, &Ok(()));
-            self.serve_queue(&mut st, &mut after);
+            self.serve_queue(&mut st);
             self.reserve_connects(&mut st, &mut after);
             self.update_busy(&mut st, &mut after);
             (key, id)
@@ -696,14 +689,7 @@ impl Shared {
     /// The idle timer of a connection fired: close it if it has been idle
     /// for its keep-alive time (or outlived `client_ttl`), else say when to
     /// look again.
-    pub(crate) fn check_idle(self: &Arc<Self>, key: usize, id: u64) -> IdleCheck {
-        let mut after = AfterUnlock::default();
-        let check = self.check_idle_locked(key, id, &mut after);
-        self.after_unlock(after);
-        check
-    }
-
-    fn check_idle_locked(&self, key: usize, id: u64, after: &mut AfterUnlock) -> IdleCheck {
+    pub(crate) fn check_idle(&self, key: usize, id: u64) -> IdleCheck {
         let mut st = self.lock();
         let now = Instant::now();
         let Some(conn) = st.conns.get(key).filter(|c| c.id == id) else {
@@ -717,7 +703,7 @@ impl Shared {
         let expires = conn.idle_since + conn.keep_alive;
         let ttl_over = self.client_ttl.is_some_and(|ttl| now >= conn.created + ttl);
         if idle && (now >= expires || ttl_over) {
-            self.remove(&mut st, key, after);
+            self.remove(&mut st, key);
             return IdleCheck::Close;
         }
         let next = if idle {
@@ -757,10 +743,10 @@ impl Shared {
                 st.failures
                     .push((id, errors::goaway().with_socket(conn_socket)));
                 if idle {
-                    self.remove(&mut st, key, &mut after);
+                    self.remove(&mut st, key);
                 }
             }
-            self.serve_queue(&mut st, &mut after);
+            self.serve_queue(&mut st);
             self.reserve_connects(&mut st, &mut after);
             self.update_busy(&mut st, &mut after);
         }
@@ -826,7 +812,7 @@ impl Shared {
         st.finished = true;
         let keys: Vec<usize> = st.conns.iter().map(|(key, _)| key).collect();
         for key in keys {
-            self.remove(st, key, after);
+            self.remove(st, key);
         }
         after.close_done.append(&mut st.close_waiters);
     }
@@ -846,7 +832,7 @@ impl Shared {
             self.closed.store(true, Ordering::Release);
             let keys: Vec<usize> = st.conns.iter().map(|(key, _)| key).collect();
             for key in keys {
-                self.remove(&mut st, key, &mut after);
+                self.remove(&mut st, key);
             }
             after.close_done.append(&mut st.close_waiters);
             answer_connect_waiters(&mut st, &Err(destroyed_error(&reason)));
@@ -924,20 +910,15 @@ impl Shared {
 
     /// Closes the connection idle the longest, if there is one, to give its
     /// budget unit to another pool.
-    fn close_one_idle(self: &Arc<Self>) -> bool {
-        let mut after = AfterUnlock::default();
-        let closed = {
-            let mut st = self.lock();
-            match st.idle.first().copied() {
-                Some(key) => {
-                    self.remove(&mut st, key, &mut after);
-                    true
-                }
-                None => false,
+    fn close_one_idle(&self) -> bool {
+        let mut st = self.lock();
+        match st.idle.first().copied() {
+            Some(key) => {
+                self.remove(&mut st, key);
+                true
             }
-        };
-        self.after_unlock(after);
-        closed
+            None => false,
+        }
     }
 }
 

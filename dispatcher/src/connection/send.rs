@@ -19,7 +19,7 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit};
 use tokio::time::Instant;
 
 use crate::error::Error;
-use crate::options::{Informational, OnInfo, Opaque, RequestOptions};
+use crate::options::{ForwardInformational, Informational, OnInfo, Opaque, RequestOptions};
 use crate::origin::Origin;
 use crate::{Body, Request, Response};
 
@@ -226,7 +226,7 @@ impl Call {
         // without headers of its own then copies without allocating, and
         // a replay goes through `set_target` again anyway.
         if self.attempt < MAX_ATTEMPTS && may_replay(exchange, request, lease) {
-            self.replay = copy_request(request);
+            self.replay = crate::try_clone_request(request);
         }
         set_target(request, &self.shared, lease.is_h2());
         if let Some(on_info) = &exchange.on_info {
@@ -331,20 +331,6 @@ fn may_retry_after(err: &hyper::Error, lease: &Lease) -> bool {
     }
 }
 
-/// A copy of a request whose body can be sent again.
-fn copy_request(request: &Request) -> Option<Request> {
-    let body = request.body().try_clone()?;
-    let mut copy = Request::new(body);
-    *copy.method_mut() = request.method().clone();
-    *copy.uri_mut() = request.uri().clone();
-    *copy.version_mut() = request.version();
-    *copy.headers_mut() = request.headers().clone();
-    if !request.extensions().is_empty() {
-        *copy.extensions_mut() = request.extensions().clone();
-    }
-    Some(copy)
-}
-
 /// Has hyper hand each 1xx response of `request` to `on_info`.
 fn forward_informational(request: &mut Request, on_info: OnInfo) {
     hyper::ext::on_informational(request, move |info| {
@@ -429,7 +415,7 @@ impl Exchange {
                 "expect: 100-continue is not supported over HTTP/1.1 (as in undici)",
             ));
         }
-        let exchange = Exchange {
+        let mut exchange = Exchange {
             headers_timeout: options
                 .and_then(RequestOptions::headers_timeout_override)
                 .map_or(defaults.headers_timeout, |t| (!t.is_zero()).then_some(t)),
@@ -448,10 +434,15 @@ impl Exchange {
             opaque: options.and_then(|o| o.opaque_value().cloned()),
             on_info: options.and_then(|o| o.on_info_callback().cloned()),
         };
-        if options.is_some() {
-            // Read once, here; nothing past this point reads them, so the
-            // replay copy need not clone them.
-            request.extensions_mut().remove::<RequestOptions>();
+        // Read once, here; nothing past this point reads them, so the
+        // replay copy need not clone them.
+        let had_options = options.is_some();
+        let extensions = request.extensions_mut();
+        if had_options {
+            extensions.remove::<RequestOptions>();
+        }
+        if let Some(ForwardInformational(forward)) = extensions.remove() {
+            exchange.on_info.get_or_insert(forward);
         }
 
         if let Some(protocol) = upgrade_protocol {

@@ -13,43 +13,25 @@ use http_body::Body as _;
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 use tower_service::Service;
-use undici_dispatcher::{Body, Error, ErrorKind, Request, Response};
+use undici_dispatcher::{try_clone_request, Body, Error, ErrorKind, Request, Response};
 
 use super::body;
 use super::policy::{Attempt, Outcome, RetryOptions, RetryPolicy};
 
-/// What is kept of a request to send it again: its head and a copy of
-/// its (replayable) body.
+/// What is kept of a request to send it again: a copy of it, with its
+/// (replayable) body.
 pub(crate) struct Template {
-    method: http::Method,
-    uri: http::Uri,
-    version: http::Version,
-    headers: http::HeaderMap,
-    extensions: http::Extensions,
-    body: Body,
+    request: Request,
 }
 
 impl Template {
-    /// A copy of `request`, field by field (the request itself is not
-    /// moved); `None` when its body is a stream.
+    /// A copy of `request`; `None` when its body is a stream.
     pub(crate) fn keep(request: &Request) -> Option<Template> {
-        Some(Template {
-            body: request.body().try_clone()?,
-            method: request.method().clone(),
-            uri: request.uri().clone(),
-            version: request.version(),
-            headers: request.headers().clone(),
-            extensions: request.extensions().clone(),
-        })
+        try_clone_request(request).map(|request| Template { request })
     }
 
     fn build(&self, resume: Option<&Resume>) -> Request {
-        let mut request = Request::new(self.body.try_clone().unwrap_or_default());
-        *request.method_mut() = self.method.clone();
-        *request.uri_mut() = self.uri.clone();
-        *request.version_mut() = self.version;
-        *request.headers_mut() = self.headers.clone();
-        *request.extensions_mut() = self.extensions.clone();
+        let mut request = try_clone_request(&self.request).unwrap_or_default();
         if let Some(resume) = resume {
             let headers = request.headers_mut();
             headers.insert(RANGE, resume.range.clone());
@@ -113,7 +95,13 @@ fn decide<P: RetryPolicy>(
 ) -> Option<Duration> {
     let template = template?;
     let counter = retries.saturating_add(1);
-    let attempt = Attempt::new(&template.method, &template.uri, counter, outcome, options);
+    let attempt = Attempt::new(
+        template.request.method(),
+        template.request.uri(),
+        counter,
+        outcome,
+        options,
+    );
     policy.retry(&attempt)
 }
 
@@ -163,7 +151,9 @@ where
 
     /// The method of a request that may be sent again.
     pub(crate) fn retryable_method(&self) -> Option<&Method> {
-        self.template.as_ref().map(|template| &template.method)
+        self.template
+            .as_ref()
+            .map(|template| template.request.method())
     }
 
     /// Moves the request's copy, the service and the count into new

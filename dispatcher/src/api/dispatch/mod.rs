@@ -16,7 +16,7 @@ pub use controller::Controller;
 pub use handler::Handler;
 
 use crate::error::Error;
-use crate::options::{Informational, RequestOptions};
+use crate::options::{ForwardInformational, Informational, OnInfo, RequestOptions};
 use crate::{Body, Request, Response};
 
 use super::upgraded::take_over;
@@ -80,21 +80,17 @@ fn fail<H: Handler>(mut handler: H, controller: &Controller, error: Error) -> H 
 }
 
 /// Has the connection pass each 1xx response of `request` to the
-/// controller, whose driver hands them to `on_response_start`.
-///
-/// Straight to hyper's hook when the request has no `on_info` of its own
-/// (no options to make for it); otherwise after that callback, which the
-/// connection hooks up to hyper in place of ours.
+/// controller, whose driver hands them to `on_response_start`: as a
+/// `ForwardInformational` when the request has no `on_info` of its own
+/// (no options to make for it), else after that callback.
 fn forward_informational(request: &mut Request, controller: &Controller) {
     let controller = controller.clone();
     let previous = RequestOptions::of(request).and_then(|o| o.on_info_callback().cloned());
     let Some(previous) = previous else {
-        hyper::ext::on_informational(request, move |info| {
-            controller.push_informational(Informational {
-                status: info.status(),
-                headers: info.headers().clone(),
-            });
-        });
+        let forward = OnInfo::new(move |info| controller.push_informational(info.clone()));
+        request
+            .extensions_mut()
+            .insert(ForwardInformational(forward));
         return;
     };
     let options = RequestOptions::of_mut(request);
