@@ -22,9 +22,9 @@ pub struct Origin {
 impl Origin {
     /// The origin of an absolute URL.
     pub fn from_uri(uri: &Uri) -> Result<Self, Error> {
-        let scheme = match uri.scheme_str() {
-            Some("http") => Scheme::HTTP,
-            Some("https") => Scheme::HTTPS,
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
             Some(other) => {
                 return Err(Error::invalid_argument(format!(
                     "invalid protocol {other:?} in {uri}: expected http or https"
@@ -36,15 +36,20 @@ impl Origin {
                 )))
             }
         };
-        // An Agent makes an origin of every request (and its pool checks
-        // it again): the authority is read in one pass of its own rather
-        // than through `Authority::host` and `port_u16`'s string searches,
-        // and the usual one, lowercase and without its default port, is
-        // kept without allocating.
+        // An Agent makes an origin of every request: the authority is
+        // read in one pass of its own rather than through
+        // `Authority::host` and `port_u16`'s string searches, and the
+        // usual one, lowercase and without its default port, is kept
+        // without allocating.
         let no_host = || Error::invalid_argument(format!("{uri} has no host"));
         let authority = uri.authority().ok_or_else(no_host)?;
         let written = authority.as_str();
-        if written.contains('@') {
+        let (mut userinfo, mut uppercase) = (false, false);
+        for byte in written.bytes() {
+            userinfo |= byte == b'@';
+            uppercase |= byte.is_ascii_uppercase();
+        }
+        if userinfo {
             return Err(Error::invalid_argument(format!(
                 "{uri}: credentials in the origin are not supported; send an authorization header"
             )));
@@ -53,16 +58,40 @@ impl Origin {
         if host.is_empty() {
             return Err(no_host());
         }
-        let default_port = if scheme == Scheme::HTTPS { 443 } else { 80 };
-        let is_default_port = port == Some(default_port);
-        let authority = if is_default_port || written.bytes().any(|b| b.is_ascii_uppercase()) {
+        let is_default_port = port == Some(if https { 443 } else { 80 });
+        let authority = if is_default_port || uppercase {
             let kept = if is_default_port { host } else { written };
             Authority::from_str(&kept.to_ascii_lowercase())
                 .map_err(|e| Error::invalid_argument(format!("invalid host in {uri}: {e}")))?
         } else {
             authority.clone()
         };
+        let scheme = if https { Scheme::HTTPS } else { Scheme::HTTP };
         Ok(Origin { scheme, authority })
+    }
+
+    /// The origin `uri` names, as it spells it and unchecked: equal to a
+    /// checked origin only when that spelling is the kept one (lowercase,
+    /// no default port, no userinfo), so a lookup among checked origins
+    /// either finds the right one or misses. `None` unless the scheme is
+    /// `http` or `https` and there is an authority.
+    pub(crate) fn as_written(uri: &Uri) -> Option<Origin> {
+        let scheme = match uri.scheme_str()? {
+            "http" => Scheme::HTTP,
+            "https" => Scheme::HTTPS,
+            _ => return None,
+        };
+        let authority = uri.authority()?.clone();
+        Some(Origin { scheme, authority })
+    }
+
+    /// Whether `uri` names this origin as it is kept (lowercase, without
+    /// the default port): what a request routed by an Agent carries, so
+    /// the pool's check need not build its origin again. False says
+    /// nothing: `uri` may still name it in another spelling.
+    pub(crate) fn is_spelled_in(&self, uri: &Uri) -> bool {
+        uri.scheme_str() == Some(self.scheme.as_str())
+            && uri.authority().map(Authority::as_str) == Some(self.authority.as_str())
     }
 
     /// `http` or `https`.
@@ -284,6 +313,18 @@ mod tests {
         let v6: Origin = "http://[::1]:80/".parse().unwrap();
         assert_eq!(v6.to_string(), "http://[::1]");
         assert!("http://:80/".parse::<Origin>().is_err());
+    }
+
+    #[test]
+    fn only_the_kept_spelling_is_recognised_without_parsing() {
+        let origin: Origin = "http://Example.com:80".parse().unwrap();
+        let spelled = |uri: &str| origin.is_spelled_in(&uri.parse().unwrap());
+        assert!(spelled("http://example.com/a?b"));
+        assert!(!spelled("https://example.com/"));
+        assert!(!spelled("http://example.com:80/"));
+        assert!(!spelled("http://example.com:8080/"));
+        assert!(!spelled("/a"));
+        assert!("http://user@example.com/".parse::<Origin>().is_err());
     }
 
     #[test]

@@ -346,33 +346,33 @@ fn forward_informational(request: &mut Request, on_info: OnInfo) {
 /// pseudo-headers) for HTTP/2.
 fn set_target(request: &mut Request, shared: &Shared, h2: bool) {
     let origin = &shared.origin;
-    let uri = request.uri();
-    let origin_form = uri.scheme().is_none()
-        && uri.authority().is_none()
-        && uri.path_and_query().is_some()
-        && request.method() != Method::CONNECT;
-    if origin_form && !h2 {
-        // Already what HTTP/1 sends (a Pool's usual request): only the
-        // version and `Host` to set, without taking the URI apart.
+    let connect = request.method() == Method::CONNECT;
+    if !h2 && !connect {
+        let uri = request.uri();
+        let origin_form =
+            uri.scheme().is_none() && uri.authority().is_none() && uri.path_and_query().is_some();
+        if !origin_form {
+            // An absolute URL (an Agent's request): its path, without
+            // `Uri::from_parts` checking again what was checked. A Pool's
+            // usual request is origin-form already and stays whole.
+            let path = std::mem::take(request.uri_mut())
+                .into_parts()
+                .path_and_query;
+            *request.uri_mut() = Uri::from(path.unwrap_or_else(|| PathAndQuery::from_static("/")));
+        }
         set_http1_head(request, shared);
         return;
     }
     let mut parts = std::mem::take(request.uri_mut()).into_parts();
-    if request.method() == Method::CONNECT {
+    if connect {
         parts.scheme = None;
         parts.path_and_query = None;
         if parts.authority.is_none() {
             parts.authority = Some(origin.authority().clone());
         }
-    } else if h2 {
+    } else {
         parts.scheme = Some(origin.scheme().clone());
         parts.authority = Some(origin.authority().clone());
-        if parts.path_and_query.is_none() {
-            parts.path_and_query = Some(PathAndQuery::from_static("/"));
-        }
-    } else {
-        parts.scheme = None;
-        parts.authority = None;
         if parts.path_and_query.is_none() {
             parts.path_and_query = Some(PathAndQuery::from_static("/"));
         }
@@ -513,11 +513,9 @@ impl Exchange {
 /// Requests for another origin are refused: a Client or Pool serves one
 /// origin, and sending elsewhere silently would be worse than an error.
 fn check_origin(origin: &Origin, uri: &Uri) -> Result<(), Error> {
-    if uri.scheme().is_none() && uri.authority().is_none() {
-        return Ok(());
-    }
-    if uri.scheme().is_none() {
-        // CONNECT's authority-form names the tunnel's target, not us.
+    // A relative URI, or CONNECT's authority-form (which names the
+    // tunnel's target, not us), or the origin as an Agent routed it.
+    if uri.scheme().is_none() || origin.is_spelled_in(uri) {
         return Ok(());
     }
     let target = Origin::from_uri(uri)?;
