@@ -192,7 +192,13 @@ impl Config {
     /// The response with its body decoded as it is read, or as it is when
     /// there is nothing to decode.
     fn decode(&self, response: Response) -> Result<Response, Error> {
-        if self.skips(&response) {
+        // Most responses are not encoded: a look along their few header
+        // names costs less than a hashed lookup and a parse of nothing.
+        let encoded = response
+            .headers()
+            .keys()
+            .any(|name| name == CONTENT_ENCODING);
+        if !encoded || self.skips(&response) {
             return Ok(response);
         }
         let codings = match Codings::parse(response.headers()) {

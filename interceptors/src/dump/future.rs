@@ -128,13 +128,19 @@ fn take_head(head: &mut Option<Parts>) -> Parts {
 /// What the response says its body weighs: its `content-length`, or what
 /// the body itself knows.
 fn declared_size(head: &Parts, body: &Body) -> u64 {
+    let hint = body.size_hint();
+    if let Some(exact) = hint.exact() {
+        // A dispatcher's body knows its content-length (hyper holds the
+        // body to it): the header need not be looked up and parsed again.
+        return exact;
+    }
     let content_length = head
         .headers
         .get(CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.trim().parse::<u64>().ok())
         .unwrap_or(0);
-    content_length.max(body.size_hint().lower())
+    content_length.max(hint.lower())
 }
 
 /// undici's `RequestAbortedError` for a body over `maxSize`.

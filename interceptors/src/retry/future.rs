@@ -21,13 +21,17 @@ use super::policy::{Attempt, Outcome, RetryOptions, RetryPolicy};
 /// What is kept of a request to send it again: a copy of it, with its
 /// (replayable) body.
 pub(crate) struct Template {
-    request: Request,
+    /// Boxed: every layer above moves the future that holds it, and a
+    /// request is half of it.
+    request: Box<Request>,
 }
 
 impl Template {
     /// A copy of `request`; `None` when its body is a stream.
     pub(crate) fn keep(request: &Request) -> Option<Template> {
-        try_clone_request(request).map(|request| Template { request })
+        try_clone_request(request).map(|request| Template {
+            request: Box::new(request),
+        })
     }
 
     fn build(&self, resume: Option<&Resume>) -> Request {
@@ -58,7 +62,9 @@ pin_project! {
     enum State<F> {
         Calling { #[pin] future: F },
         Discarding { body: Body, read: u64, next: Option<Next> },
-        Sleeping { #[pin] sleep: Sleep },
+        // Boxed, as retries are rare: the future stays the size of the
+        // inner one.
+        Sleeping { sleep: Pin<Box<Sleep>> },
         Ready,
         Idle,
     }
@@ -110,7 +116,7 @@ fn wait<F>(delay: Duration) -> State<F> {
         State::Ready
     } else {
         State::Sleeping {
-            sleep: tokio::time::sleep(delay),
+            sleep: Box::pin(tokio::time::sleep(delay)),
         }
     }
 }
@@ -263,7 +269,7 @@ where
                     }
                 }
                 StateProj::Sleeping { sleep } => {
-                    ready!(sleep.poll(cx));
+                    ready!(sleep.as_mut().poll(cx));
                     this.state.set(State::Ready);
                 }
                 StateProj::Ready => {
