@@ -333,7 +333,20 @@ pub struct Informational {
 
 /// The `on_info` callback of a request.
 #[derive(Clone)]
-pub struct OnInfo(Arc<dyn Fn(&Informational) + Send + Sync>);
+pub struct OnInfo(Arc<dyn InformationalSink>);
+
+/// Where a request's 1xx heads go: a callback, or `dispatch()`'s
+/// controller, which is shared already and so needs no allocation of
+/// its own for each request.
+pub(crate) trait InformationalSink: Send + Sync {
+    fn informational(&self, info: &Informational);
+}
+
+impl<F: Fn(&Informational) + Send + Sync> InformationalSink for F {
+    fn informational(&self, info: &Informational) {
+        self(info)
+    }
+}
 
 /// A request's 1xx heads for `dispatch()`'s driver, when the request has
 /// no `on_info` of its own: an extension of its own, so that `dispatch`
@@ -346,12 +359,16 @@ impl OnInfo {
     pub(crate) fn new(callback: impl Fn(&Informational) + Send + Sync + 'static) -> Self {
         OnInfo(Arc::new(callback))
     }
+
+    pub(crate) fn from_sink(sink: Arc<dyn InformationalSink>) -> Self {
+        OnInfo(sink)
+    }
 }
 
 impl OnInfo {
     /// Calls the callback.
     pub fn call(&self, info: &Informational) {
-        (self.0)(info)
+        self.0.informational(info)
     }
 }
 

@@ -70,7 +70,6 @@ pub(crate) fn send(
         lease: None,
         waiting: None,
         request: Some(request),
-        replay: None,
         permit,
         exchange,
         shared,
@@ -98,10 +97,10 @@ pub(crate) struct Call {
     head: Option<BoxFuture<'static, Head>>,
     lease: Option<Lease>,
     waiting: Option<oneshot::Receiver<Result<Lease, Error>>>,
-    /// The request, until it is handed to hyper (or back from it).
+    /// The request, until it is handed to hyper (or back from it); while
+    /// hyper has it, the copy to send again if the connection fails under
+    /// it. One place for both keeps the call a request smaller.
     request: Option<Request>,
-    /// A copy to send again if the connection fails under the request.
-    replay: Option<Request>,
     permit: Option<OwnedSemaphorePermit>,
     exchange: Exchange,
     shared: Arc<Shared>,
@@ -218,23 +217,21 @@ impl Call {
 
     /// Hands the request to hyper on the leased connection.
     fn start(&mut self) {
-        let (Some(lease), Some(request)) = (&mut self.lease, &mut self.request) else {
+        let (Some(lease), Some(mut request)) = (&mut self.lease, self.request.take()) else {
             unreachable!("started without a lease and a request")
         };
         let exchange = &self.exchange;
         // Copied before `set_target` adds the `Host` header: a request
         // without headers of its own then copies without allocating, and
-        // a replay goes through `set_target` again anyway.
-        if self.attempt < MAX_ATTEMPTS && may_replay(exchange, request, lease) {
-            self.replay = crate::try_clone_request(request);
+        // a replay goes through `set_target` again anyway. The copy takes
+        // the request's place.
+        if self.attempt < MAX_ATTEMPTS && may_replay(exchange, &request, lease) {
+            self.request = crate::try_clone_request(&request);
         }
-        set_target(request, &self.shared, lease.is_h2());
+        set_target(&mut request, &self.shared, lease.is_h2());
         if let Some(on_info) = &exchange.on_info {
-            forward_informational(request, on_info.clone());
+            forward_informational(&mut request, on_info.clone());
         }
-        let Some(request) = self.request.take() else {
-            unreachable!("the request is still here")
-        };
         // In flight: if this future is dropped now, the connection goes.
         lease.set_outcome(Outcome::Discard);
         let timeout = exchange.headers_timeout;
@@ -268,7 +265,7 @@ impl Call {
         let Some(mut lease) = self.lease.take() else {
             unreachable!("answered without a lease")
         };
-        let replay = self.replay.take();
+        let replay = self.request.take();
         let late = match (&answer, lease.sender()) {
             // The task ended the connection under a late head.
             (Some(_), Some(Sender::H1(_, deadline))) => {

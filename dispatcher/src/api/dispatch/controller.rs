@@ -10,7 +10,7 @@ use std::task::Waker;
 use futures_util::task::AtomicWaker;
 
 use crate::error::Error;
-use crate::options::Informational;
+use crate::options::{Informational, InformationalSink, OnInfo};
 use crate::sync::lock;
 
 /// 1xx responses held for the handler while it has not seen them; past
@@ -120,18 +120,14 @@ impl Controller {
     }
 
     /// Queues a 1xx head for the driver (from the connection's side).
+    /// Where the connection sends the request's 1xx heads: this
+    /// controller's queue, which its driver hands to the handler.
+    pub(super) fn informational_sink(&self) -> OnInfo {
+        OnInfo::from_sink(self.shared.clone())
+    }
+
     pub(super) fn push_informational(&self, info: Informational) {
-        {
-            let mut queue = lock(&self.shared.informational);
-            if queue.len() >= MAX_QUEUED_INFORMATIONAL {
-                return;
-            }
-            queue.push_back(info);
-            self.shared
-                .informational_queued
-                .store(true, Ordering::SeqCst);
-        }
-        self.shared.driver.wake();
+        self.shared.push_informational(info);
     }
 
     /// The oldest 1xx head not yet handed to the handler.
@@ -152,6 +148,26 @@ impl Controller {
     /// The exchange is over: later aborts are ignored.
     pub(super) fn finish(&self) {
         self.shared.done.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Shared {
+    fn push_informational(&self, info: Informational) {
+        {
+            let mut queue = lock(&self.informational);
+            if queue.len() >= MAX_QUEUED_INFORMATIONAL {
+                return;
+            }
+            queue.push_back(info);
+            self.informational_queued.store(true, Ordering::SeqCst);
+        }
+        self.driver.wake();
+    }
+}
+
+impl InformationalSink for Shared {
+    fn informational(&self, info: &Informational) {
+        self.push_informational(info.clone());
     }
 }
 

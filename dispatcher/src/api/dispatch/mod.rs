@@ -27,10 +27,11 @@ where
     H: Handler,
 {
     let controller = Controller::new();
-    forward_informational(&mut request, &controller);
+    let options = RequestOptions::of(&request);
     let is_connect = request.method() == Method::CONNECT;
-    let wants_upgrade =
-        is_connect || RequestOptions::of(&request).is_some_and(|o| o.upgrade_protocol().is_some());
+    let wants_upgrade = is_connect || options.is_some_and(|o| o.upgrade_protocol().is_some());
+    let on_info = options.and_then(|o| o.on_info_callback().cloned());
+    forward_informational(&mut request, &controller, on_info);
 
     handler.on_request_start(&controller, &request);
     if let Some(reason) = controller.aborted() {
@@ -83,16 +84,13 @@ fn fail<H: Handler>(mut handler: H, controller: &Controller, error: Error) -> H 
 /// controller, whose driver hands them to `on_response_start`: as a
 /// `ForwardInformational` when the request has no `on_info` of its own
 /// (no options to make for it), else after that callback.
-fn forward_informational(request: &mut Request, controller: &Controller) {
-    let controller = controller.clone();
-    let previous = RequestOptions::of(request).and_then(|o| o.on_info_callback().cloned());
-    let Some(previous) = previous else {
-        let forward = OnInfo::new(move |info| controller.push_informational(info.clone()));
-        request
-            .extensions_mut()
-            .insert(ForwardInformational(forward));
+fn forward_informational(request: &mut Request, controller: &Controller, on_info: Option<OnInfo>) {
+    let Some(previous) = on_info else {
+        let forward = ForwardInformational(controller.informational_sink());
+        request.extensions_mut().insert(forward);
         return;
     };
+    let controller = controller.clone();
     let options = RequestOptions::of_mut(request);
     *options = std::mem::take(options).on_info(move |info| {
         previous.call(info);
