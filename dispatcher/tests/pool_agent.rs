@@ -826,6 +826,9 @@ async fn a_factory_pool_close_lets_queued_requests_finish_and_destroy_ends_them(
         })
         .collect();
     within(PATIENCE, server.wait_for_requests_received(2)).await;
+    // Every request accepted before close (a spawned task not yet run
+    // would rightly be refused).
+    eventually("four wait for a member", || pool.queued() == 4).await;
     let closing = tokio::spawn(pool.close());
     assert_eq!(
         pool.request(get("/")).await.unwrap_err().code(),
