@@ -7,10 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use tokio::sync::OwnedSemaphorePermit;
-use tokio_util::sync::PollSemaphore;
-
-use crate::connection::{send, Call, Shared};
+use crate::connection::{send, Call, Permit, Shared, Wait};
 use crate::error::Error;
 use crate::{Request, Response};
 
@@ -18,9 +15,9 @@ use crate::{Request, Response};
 /// readiness permit.
 pub(crate) struct Handle {
     pub(crate) shared: Arc<Shared>,
-    permit: Option<OwnedSemaphorePermit>,
+    permit: Option<Permit>,
     /// Made the first time this handle has to wait for a permit.
-    waiting: Option<PollSemaphore>,
+    waiting: Option<Wait>,
     /// Whether this handle is counted among the pool's waiting requests.
     counted: bool,
 }
@@ -60,13 +57,13 @@ impl Handle {
         let Some(gate) = &self.shared.gate else {
             return Poll::Ready(Ok(()));
         };
-        if let Ok(permit) = gate.clone().try_acquire_owned() {
+        if let Some(permit) = gate.try_acquire() {
             self.permit = Some(permit);
             return Poll::Ready(Ok(()));
         }
         let gate = gate.clone();
         self.count_waiting(true);
-        let waiting = self.waiting.get_or_insert_with(|| PollSemaphore::new(gate));
+        let waiting = self.waiting.get_or_insert_with(|| Wait::new(gate));
         match ready!(waiting.poll_acquire(cx)) {
             // Still counted until `call`, so that `close` cannot finish
             // between the permit and the request.

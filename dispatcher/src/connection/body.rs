@@ -9,12 +9,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body::{Body as _, Frame, SizeHint};
 use hyper::body::Incoming;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
 
 use crate::error::{Error, ErrorKind};
 
 use super::errors::{self, Phase};
+use super::gate::Permit;
 use super::lease::Lease;
 use super::pool::Outcome;
 
@@ -26,7 +26,7 @@ use super::pool::Outcome;
 pub(crate) struct ResponseBody {
     incoming: Incoming,
     lease: Option<Lease>,
-    permit: Option<OwnedSemaphorePermit>,
+    permit: Option<Permit>,
     /// What to tell the pool once the body ends cleanly.
     outcome: Outcome,
     idle_timeout: Option<Duration>,
@@ -48,7 +48,7 @@ impl ResponseBody {
     pub(crate) fn new(
         incoming: Incoming,
         lease: Lease,
-        permit: Option<OwnedSemaphorePermit>,
+        permit: Option<Permit>,
         outcome: Outcome,
         idle_timeout: Option<Duration>,
         max_size: Option<u64>,

@@ -4,6 +4,7 @@
 mod body;
 mod budget;
 mod errors;
+mod gate;
 mod h2_frames;
 mod h2_io;
 mod head_deadline;
@@ -15,5 +16,6 @@ mod send;
 
 pub(crate) use body::ResponseBody;
 pub(crate) use budget::ConnectionBudget;
+pub(crate) use gate::{Permit, Wait};
 pub(crate) use pool::{PoolConfig, Selection, Shared};
 pub(crate) use send::{send, Call};

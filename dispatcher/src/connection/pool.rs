@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use http::HeaderValue;
 use slab::Slab;
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::client::options::{BoxConnector, ClientOptions};
@@ -36,6 +36,7 @@ use crate::sync::lock;
 
 use super::budget::ConnectionBudget;
 use super::errors;
+use super::gate::Gate;
 use super::lease::{Lease, Sender};
 use super::open;
 use super::orders::Orders;
@@ -91,7 +92,7 @@ pub(crate) struct Shared {
     pub(crate) events: EventBus,
     /// The readiness gate of a pool with a cap: one permit per request it
     /// can serve without queueing. `None` when connections are unlimited.
-    pub(crate) gate: Option<Arc<Semaphore>>,
+    pub(crate) gate: Option<Arc<Gate>>,
     limit: Option<usize>,
     client_ttl: Option<Duration>,
     selection: Selection,
@@ -216,13 +217,13 @@ impl Shared {
         let connector = options.build_connector()?;
         let host_header = HeaderValue::from_str(origin.authority().as_str())
             .map_err(|_| Error::invalid_argument(format!("invalid host in {origin}")))?;
-        // Beyond tokio's semaphore maximum (2^61) a cap is no cap.
+        // Beyond the gate's maximum (2^61) a cap is no cap.
         let limit = config
             .limit
             .filter(|&l| l > 0)
-            .map(|l| l.min(Semaphore::MAX_PERMITS));
+            .map(|l| l.min(Gate::MAX_PERMITS));
         let shared = Arc::new(Shared {
-            gate: limit.map(|l| Arc::new(Semaphore::new(l))),
+            gate: limit.map(|l| Arc::new(Gate::new(l))),
             origin,
             host_header,
             options,
@@ -593,7 +594,7 @@ impl Shared {
                     let streams = self.options.max_concurrent_streams as usize;
                     after.extra_permits = limit
                         .saturating_mul(streams.saturating_sub(1))
-                        .min(Semaphore::MAX_PERMITS - limit);
+                        .min(Gate::MAX_PERMITS - limit);
                 }
                 st.protocol = Some(learned);
             }

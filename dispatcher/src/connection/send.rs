@@ -15,7 +15,7 @@ use http::uri::PathAndQuery;
 use http::{Method, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper::client::conn::TrySendError;
-use tokio::sync::{oneshot, OwnedSemaphorePermit};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::error::Error;
@@ -25,6 +25,7 @@ use crate::{Body, Request, Response};
 
 use super::body::{exceeded_max_size, ResponseBody};
 use super::errors::{self, Phase};
+use super::gate::Permit;
 use super::lease::{Lease, Sender};
 use super::pool::{Checkout, Outcome, Shared};
 
@@ -60,7 +61,7 @@ struct Exchange {
 pub(crate) fn send(
     shared: Arc<Shared>,
     mut request: Request,
-    permit: Option<OwnedSemaphorePermit>,
+    permit: Option<Permit>,
 ) -> Result<Box<Call>, Error> {
     let admitted = permit.is_some();
     let exchange = Exchange::prepare(&shared, &mut request)?;
@@ -101,7 +102,7 @@ pub(crate) struct Call {
     /// hyper has it, the copy to send again if the connection fails under
     /// it. One place for both keeps the call a request smaller.
     request: Option<Request>,
-    permit: Option<OwnedSemaphorePermit>,
+    permit: Option<Permit>,
     exchange: Exchange,
     shared: Arc<Shared>,
     attempt: u32,
@@ -217,21 +218,26 @@ impl Call {
 
     /// Hands the request to hyper on the leased connection.
     fn start(&mut self) {
-        let (Some(lease), Some(mut request)) = (&mut self.lease, self.request.take()) else {
+        let (Some(lease), Some(request)) = (&mut self.lease, &mut self.request) else {
             unreachable!("started without a lease and a request")
         };
         let exchange = &self.exchange;
         // Copied before `set_target` adds the `Host` header: a request
         // without headers of its own then copies without allocating, and
-        // a replay goes through `set_target` again anyway. The copy takes
-        // the request's place.
-        if self.attempt < MAX_ATTEMPTS && may_replay(exchange, &request, lease) {
-            self.request = crate::try_clone_request(&request);
-        }
-        set_target(&mut request, &self.shared, lease.is_h2());
+        // a replay goes through `set_target` again anyway.
+        let copy = if self.attempt < MAX_ATTEMPTS && may_replay(exchange, request, lease) {
+            crate::try_clone_request(request)
+        } else {
+            None
+        };
+        set_target(request, &self.shared, lease.is_h2());
         if let Some(on_info) = &exchange.on_info {
-            forward_informational(&mut request, on_info.clone());
+            forward_informational(request, on_info.clone());
         }
+        // The copy takes the request's place while hyper has it.
+        let Some(request) = std::mem::replace(&mut self.request, copy) else {
+            unreachable!("the request is still here")
+        };
         // In flight: if this future is dropped now, the connection goes.
         lease.set_outcome(Outcome::Discard);
         let timeout = exchange.headers_timeout;
@@ -462,7 +468,7 @@ impl Exchange {
         &mut self,
         response: http::Response<Incoming>,
         mut lease: Lease,
-        permit: Option<OwnedSemaphorePermit>,
+        permit: Option<Permit>,
     ) -> Result<Response, Error> {
         let (mut parts, incoming) = response.into_parts();
         if let Some(opaque) = self.opaque.take() {
