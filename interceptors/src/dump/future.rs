@@ -7,7 +7,7 @@ use std::task::{ready, Context, Poll};
 
 use crate::discard::{poll_discard, Discarded};
 use http::header::CONTENT_LENGTH;
-use http::response::Parts;
+use http::HeaderMap;
 use http_body::Body as _;
 use pin_project_lite::pin_project;
 use undici_dispatcher::{Body, Error, ErrorKind, Response};
@@ -27,7 +27,8 @@ pin_project! {
     #[project = StateProj]
     enum State<F> {
         Waiting { #[pin] inner: F },
-        Draining { head: Option<Parts>, body: Body, read: u64 },
+        // The response keeps its head; its body is taken out to drain.
+        Draining { response: Response, body: Body, read: u64 },
         Done,
     }
 }
@@ -51,53 +52,72 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let max_size = *this.max_size;
-        loop {
-            let next = match this.state.as_mut().project() {
-                StateProj::Waiting { inner } => {
-                    let response = match ready!(inner.poll(cx)) {
-                        Ok(response) => response,
-                        Err(err) => {
-                            this.state.set(State::Done);
-                            return Poll::Ready(Err(err));
-                        }
-                    };
-                    let (head, body) = response.into_parts();
-                    if body.is_end_stream() {
+        let discard_limit = *this.discard_limit;
+        match this.state.as_mut().project() {
+            StateProj::Waiting { inner } => {
+                let mut response = match ready!(inner.poll(cx)) {
+                    Ok(response) => response,
+                    Err(err) => {
                         this.state.set(State::Done);
-                        return Poll::Ready(Ok(Response::from_parts(head, Body::empty())));
+                        return Poll::Ready(Err(err));
                     }
-                    let declared = declared_size(&head, &body);
-                    if declared > max_size {
-                        // Dropping the body closes the connection rather
-                        // than reading what we already know is too much.
-                        this.state.set(State::Done);
-                        return Poll::Ready(Err(too_large(declared, max_size)));
-                    }
-                    State::Draining {
-                        head: Some(head),
-                        body,
-                        read: 0,
-                    }
-                }
-                StateProj::Draining { head, body, read } => {
-                    let result = match ready!(poll_discard(body, read, max_size, cx)) {
-                        Discarded::Ended => {
-                            Ok(Response::from_parts(take_head(head), Body::empty()))
-                        }
-                        Discarded::Failed(err) => Err(err),
-                        // undici ends the response at maxSize and lets the
-                        // socket swallow the rest.
-                        Discarded::OverLimit => {
-                            discard_in_background(std::mem::take(body), *this.discard_limit);
-                            Ok(Response::from_parts(take_head(head), Body::empty()))
-                        }
-                    };
+                };
+                let mut body = std::mem::take(response.body_mut());
+                if body.is_end_stream() {
                     this.state.set(State::Done);
-                    return Poll::Ready(result);
+                    return Poll::Ready(Ok(response));
                 }
-                StateProj::Done => panic!("dump ResponseFuture polled after completion"),
-            };
-            this.state.set(next);
+                let declared = declared_size(response.headers(), &body);
+                if declared > max_size {
+                    // Dropping the body closes the connection rather
+                    // than reading what we already know is too much.
+                    this.state.set(State::Done);
+                    return Poll::Ready(Err(too_large(declared, max_size)));
+                }
+                // A small body has usually arrived with its head: drained
+                // now, the response goes back without being stored.
+                let mut read = 0;
+                if let Poll::Ready(discarded) = poll_discard(&mut body, &mut read, max_size, cx) {
+                    this.state.set(State::Done);
+                    return Poll::Ready(finish(response, body, discarded, discard_limit));
+                }
+                this.state.set(State::Draining {
+                    response,
+                    body,
+                    read,
+                });
+                Poll::Pending
+            }
+            StateProj::Draining {
+                response,
+                body,
+                read,
+            } => {
+                let discarded = ready!(poll_discard(body, read, max_size, cx));
+                let (response, body) = (std::mem::take(response), std::mem::take(body));
+                this.state.set(State::Done);
+                Poll::Ready(finish(response, body, discarded, discard_limit))
+            }
+            StateProj::Done => panic!("dump ResponseFuture polled after completion"),
+        }
+    }
+}
+
+/// The response (its body already taken out) once its body was drained.
+fn finish(
+    response: Response,
+    body: Body,
+    discarded: Discarded,
+    discard_limit: u64,
+) -> Result<Response, Error> {
+    match discarded {
+        Discarded::Ended => Ok(response),
+        Discarded::Failed(err) => Err(err),
+        // undici ends the response at maxSize and lets the socket
+        // swallow the rest.
+        Discarded::OverLimit => {
+            discard_in_background(body, discard_limit);
+            Ok(response)
         }
     }
 }
@@ -120,22 +140,16 @@ fn discard_in_background(mut body: Body, limit: u64) {
     });
 }
 
-fn take_head(head: &mut Option<Parts>) -> Parts {
-    head.take()
-        .expect("the head is kept until the body has been drained")
-}
-
 /// What the response says its body weighs: its `content-length`, or what
 /// the body itself knows.
-fn declared_size(head: &Parts, body: &Body) -> u64 {
+fn declared_size(headers: &HeaderMap, body: &Body) -> u64 {
     let hint = body.size_hint();
     if let Some(exact) = hint.exact() {
         // A dispatcher's body knows its content-length (hyper holds the
         // body to it): the header need not be looked up and parsed again.
         return exact;
     }
-    let content_length = head
-        .headers
+    let content_length = headers
         .get(CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.trim().parse::<u64>().ok())
