@@ -863,8 +863,11 @@ impl Shared {
     }
 
     fn after_unlock(self: &Arc<Self>, after: AfterUnlock) {
-        for done in after.close_done {
-            let _ = done.send(());
+        // Twice per request, nearly always with nothing but a drain.
+        if !after.close_done.is_empty() {
+            for done in after.close_done {
+                let _ = done.send(());
+            }
         }
         if after.drain {
             self.events.emit(EventKind::Drain, &self.origin, None);
