@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{ready, Context, Poll};
 
@@ -92,6 +92,8 @@ pub struct Events {
     /// place among them once it is one.
     relays: Weak<Relays>,
     relay: Option<u64>,
+    /// The count of its bus's subscriptions, this one among them.
+    subscribers: Arc<AtomicUsize>,
 }
 
 impl Events {
@@ -123,13 +125,14 @@ impl Events {
             return;
         };
         let id = relays.next.fetch_add(1, Ordering::Relaxed);
-        lock(&relays.parents).push((id, parent.tx.downgrade()));
+        lock(&relays.parents).push((id, parent.subscribers.clone()));
         self.relay = Some(id);
     }
 }
 
 impl Drop for Events {
     fn drop(&mut self) {
+        self.subscribers.fetch_sub(1, Ordering::AcqRel);
         if let (Some(id), Some(relays)) = (self.relay, self.relays.upgrade()) {
             lock(&relays.parents).retain(|(relay, _)| *relay != id);
         }
@@ -163,6 +166,9 @@ pub(crate) struct EventBus {
     tx: broadcast::Sender<Event>,
     target: Target,
     relays: Arc<Relays>,
+    /// Live subscriptions: what the channel's `receiver_count` says,
+    /// without the lock it takes (an event is considered per response).
+    subscribers: Arc<AtomicUsize>,
 }
 
 /// The subscriptions of a bus that re-emit its events on another
@@ -175,7 +181,8 @@ pub(crate) struct EventBus {
 #[derive(Default)]
 struct Relays {
     next: AtomicU64,
-    parents: Mutex<Vec<(u64, broadcast::WeakSender<Event>)>>,
+    /// Each relay's id, and the subscriber count of its parent's bus.
+    parents: Mutex<Vec<(u64, Arc<AtomicUsize>)>>,
 }
 
 impl EventBus {
@@ -185,14 +192,17 @@ impl EventBus {
             tx,
             target: Target::new(kind),
             relays: Arc::default(),
+            subscribers: Arc::default(),
         }
     }
 
     pub(crate) fn subscribe(&self) -> Events {
+        self.subscribers.fetch_add(1, Ordering::AcqRel);
         Events {
             stream: BroadcastStream::new(self.tx.subscribe()),
             relays: Arc::downgrade(&self.relays),
             relay: None,
+            subscribers: self.subscribers.clone(),
         }
     }
 
@@ -201,16 +211,14 @@ impl EventBus {
     fn drain_heard(&self, receivers: usize) -> bool {
         let parents = lock(&self.relays.parents);
         receivers > parents.len()
-            || parents.iter().any(|(_, parent)| {
-                parent
-                    .upgrade()
-                    .is_some_and(|parent| parent.receiver_count() > 0)
-            })
+            || parents
+                .iter()
+                .any(|(_, parent)| parent.load(Ordering::Acquire) > 0)
     }
 
     /// Emits an event that starts here.
     pub(crate) fn emit(&self, kind: EventKind, origin: &Origin, error: Option<Arc<Error>>) {
-        let receivers = self.tx.receiver_count();
+        let receivers = self.subscribers.load(Ordering::Acquire);
         if receivers == 0 || (kind == EventKind::Drain && !self.drain_heard(receivers)) {
             return;
         }
@@ -224,7 +232,7 @@ impl EventBus {
 
     /// Re-emits an event of an inner dispatcher with this one in front.
     pub(crate) fn forward(&self, mut event: Event) {
-        if self.tx.receiver_count() == 0 {
+        if self.subscribers.load(Ordering::Acquire) == 0 {
             return;
         }
         event.targets.insert(0, self.target);
