@@ -884,3 +884,19 @@ async fn a_factory_pool_retires_members_past_client_ttl() {
     assert_eq!(pool.members().len(), 1);
     within(PATIENCE, server.wait_for_open_connections(1)).await;
 }
+
+#[tokio::test]
+async fn an_agent_routes_every_spelling_of_an_origin_to_one_pool() {
+    let server = TestServer::http1(handlers::hello).await;
+    let agent = Agent::new();
+    // The first spelling makes the pool; the others find it without the
+    // fast path (they are not the kept spelling) and the last with it.
+    for host in ["LocalHost", "LOCALHOST", "localhost"] {
+        let url = format!("{}/", server.url_with_host(host));
+        let response = agent.request(get(&url)).await.unwrap();
+        assert!(response.status().is_success());
+        response.into_body().bytes().await.unwrap();
+    }
+    assert_eq!(agent.stats().len(), 1, "{:?}", agent.stats().keys());
+    assert_eq!(server.connections_accepted(), 1);
+}

@@ -10,7 +10,9 @@
 //!
 //! - A `content-length` over `max_size` is an `UND_ERR_ABORTED` error,
 //!   "Response size (N) larger than maxSize (M)", before anything is read;
-//!   the body is dropped, which closes its HTTP/1 connection.
+//!   the body is dropped, which closes its HTTP/1 connection. A body that
+//!   knows its exact length (a dispatcher's always does, and hyper holds
+//!   it to its `content-length`) is judged by that length.
 //! - A body without `content-length` (chunked, HTTP/2) that passes
 //!   `max_size` ends the caller's response there, as undici does. The rest
 //!   is read and discarded by a background task so that the connection
