@@ -231,7 +231,9 @@ impl Call {
             None
         };
         set_target(request, &self.shared, lease.is_h2());
-        if let Some(on_info) = &exchange.on_info {
+        // hyper's HTTP/2 client never hands over a 1xx head: no hook
+        // (two allocations) for a stream.
+        if let Some(on_info) = exchange.on_info.as_ref().filter(|_| !lease.is_h2()) {
             forward_informational(request, on_info.clone());
         }
         // The copy takes the request's place while hyper has it.
