@@ -22,19 +22,15 @@ pub struct Origin {
 impl Origin {
     /// The origin of an absolute URL.
     pub fn from_uri(uri: &Uri) -> Result<Self, Error> {
-        let https = match uri.scheme_str() {
-            Some("http") => false,
-            Some("https") => true,
-            Some(other) => {
-                return Err(Error::invalid_argument(format!(
-                    "invalid protocol {other:?} in {uri}: expected http or https"
-                )))
-            }
-            None => {
-                return Err(Error::invalid_argument(format!(
-                    "{uri} is not an absolute URL: the origin is missing"
-                )))
-            }
+        let Some(name) = uri.scheme_str() else {
+            return Err(Error::invalid_argument(format!(
+                "{uri} is not an absolute URL: the origin is missing"
+            )));
+        };
+        let Some(https) = https_scheme(name) else {
+            return Err(Error::invalid_argument(format!(
+                "invalid protocol {name:?} in {uri}: expected http or https"
+            )));
         };
         // An Agent makes an origin of every request: the authority is
         // read in one pass of its own rather than through
@@ -66,8 +62,10 @@ impl Origin {
         } else {
             authority.clone()
         };
-        let scheme = if https { Scheme::HTTPS } else { Scheme::HTTP };
-        Ok(Origin { scheme, authority })
+        Ok(Origin {
+            scheme: scheme(https),
+            authority,
+        })
     }
 
     /// The origin `uri` names, as it spells it and unchecked: equal to a
@@ -76,13 +74,11 @@ impl Origin {
     /// either finds the right one or misses. `None` unless the scheme is
     /// `http` or `https` and there is an authority.
     pub(crate) fn as_written(uri: &Uri) -> Option<Origin> {
-        let scheme = match uri.scheme_str()? {
-            "http" => Scheme::HTTP,
-            "https" => Scheme::HTTPS,
-            _ => return None,
-        };
-        let authority = uri.authority()?.clone();
-        Some(Origin { scheme, authority })
+        let https = https_scheme(uri.scheme_str()?)?;
+        Some(Origin {
+            scheme: scheme(https),
+            authority: uri.authority()?.clone(),
+        })
     }
 
     /// Whether `uri` names this origin as it is kept (lowercase, without
@@ -142,6 +138,24 @@ impl Origin {
             ConnectScheme::Http
         };
         Destination::new(scheme, self.host(), self.port())
+    }
+}
+
+/// Whether a URL scheme is `https` (`Some(false)` for `http`); `None`
+/// for any other.
+fn https_scheme(name: &str) -> Option<bool> {
+    match name {
+        "http" => Some(false),
+        "https" => Some(true),
+        _ => None,
+    }
+}
+
+fn scheme(https: bool) -> Scheme {
+    if https {
+        Scheme::HTTPS
+    } else {
+        Scheme::HTTP
     }
 }
 

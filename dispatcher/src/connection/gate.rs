@@ -64,12 +64,21 @@ impl Gate {
         if self.closed.load(SeqCst) || self.contended.load(SeqCst) || !self.take() {
             return None;
         }
-        Some(Permit { gate: self.clone() })
+        Some(self.permit())
     }
 
-    /// Adds permits (an HTTP/2 connection's extra streams).
+    /// Adds permits (an HTTP/2 connection's extra streams), never past
+    /// the maximum.
     pub(crate) fn add_permits(&self, n: usize) {
-        self.release(n);
+        let _ = self.permits.fetch_update(SeqCst, SeqCst, |permits| {
+            Some(permits.saturating_add(n).min(Self::MAX_PERMITS))
+        });
+        self.serve_if_contended();
+    }
+
+    /// A permit taken from the count already.
+    fn permit(self: &Arc<Self>) -> Permit {
+        Permit { gate: self.clone() }
     }
 
     /// Refuses every waiter and every later request for a permit; permits
@@ -90,13 +99,17 @@ impl Gate {
             .is_ok()
     }
 
-    fn release(&self, n: usize) {
-        let _ = self.permits.fetch_update(SeqCst, SeqCst, |permits| {
-            Some(permits.saturating_add(n).min(Self::MAX_PERMITS))
-        });
-        // A waiter sets `contended` before it looks at the count again,
-        // and this looks at `contended` after adding (both SeqCst): one
-        // of the two sees the other, so no permit is left while one waits.
+    /// Gives one permit back: an atomic add, far from overflow (what
+    /// `add_permits` adds stops at the maximum, an eighth of `usize`).
+    fn release(&self) {
+        self.permits.fetch_add(1, SeqCst);
+        self.serve_if_contended();
+    }
+
+    /// A waiter sets `contended` before it looks at the count again, and
+    /// this looks at `contended` after adding (both SeqCst): one of the
+    /// two sees the other, so no permit is left while one waits.
+    fn serve_if_contended(&self) {
         if self.contended.load(SeqCst) {
             self.serve(&mut lock(&self.waiters));
         }
@@ -118,7 +131,7 @@ impl Gate {
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        self.gate.release(1);
+        self.gate.release();
     }
 }
 
@@ -135,7 +148,7 @@ impl Wait {
             waiter.waker.register(cx.waker());
             if waiter.granted.load(SeqCst) {
                 self.waiter = None;
-                return Poll::Ready(Some(Permit { gate: gate.clone() }));
+                return Poll::Ready(Some(gate.permit()));
             }
             if gate.closed.load(SeqCst) {
                 self.leave();
@@ -148,7 +161,7 @@ impl Wait {
         }
         let mut waiters = lock(&gate.waiters);
         if waiters.is_empty() && gate.take() {
-            return Poll::Ready(Some(Permit { gate: gate.clone() }));
+            return Poll::Ready(Some(gate.permit()));
         }
         let waiter = Arc::new(Waiter {
             granted: AtomicBool::new(false),
@@ -161,7 +174,7 @@ impl Wait {
         gate.serve(&mut waiters);
         drop(waiters);
         if waiter.granted.load(SeqCst) {
-            return Poll::Ready(Some(Permit { gate: gate.clone() }));
+            return Poll::Ready(Some(gate.permit()));
         }
         self.waiter = Some(waiter);
         Poll::Pending
@@ -184,7 +197,7 @@ impl Wait {
         }
         // Out of the line under the lock: served (or the gate closed).
         if waiter.granted.load(SeqCst) {
-            self.gate.release(1);
+            self.gate.release();
         }
     }
 }

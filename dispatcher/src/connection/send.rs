@@ -234,7 +234,7 @@ impl Call {
         // hyper's HTTP/2 client never hands over a 1xx head: no hook
         // (two allocations) for a stream.
         if let Some(on_info) = exchange.on_info.as_ref().filter(|_| !lease.is_h2()) {
-            forward_informational(request, on_info.clone());
+            hook_informational(request, on_info.clone());
         }
         // The copy takes the request's place while hyper has it.
         let Some(request) = std::mem::replace(&mut self.request, copy) else {
@@ -337,7 +337,7 @@ fn may_retry_after(err: &hyper::Error, lease: &Lease) -> bool {
 }
 
 /// Has hyper hand each 1xx response of `request` to `on_info`.
-fn forward_informational(request: &mut Request, on_info: OnInfo) {
+fn hook_informational(request: &mut Request, on_info: OnInfo) {
     hyper::ext::on_informational(request, move |info| {
         on_info.call(&Informational {
             status: info.status(),

@@ -119,15 +119,10 @@ impl Controller {
         Some(self.reason().unwrap_or_else(Error::aborted))
     }
 
-    /// Queues a 1xx head for the driver (from the connection's side).
     /// Where the connection sends the request's 1xx heads: this
     /// controller's queue, which its driver hands to the handler.
     pub(super) fn informational_sink(&self) -> OnInfo {
         OnInfo::from_sink(self.shared.clone())
-    }
-
-    pub(super) fn push_informational(&self, info: Informational) {
-        self.shared.push_informational(info);
     }
 
     /// The oldest 1xx head not yet handed to the handler.
@@ -151,23 +146,18 @@ impl Controller {
     }
 }
 
-impl Shared {
-    fn push_informational(&self, info: Informational) {
+/// Queues a 1xx head for the driver (from the connection's side).
+impl InformationalSink for Shared {
+    fn informational(&self, info: &Informational) {
         {
             let mut queue = lock(&self.informational);
             if queue.len() >= MAX_QUEUED_INFORMATIONAL {
                 return;
             }
-            queue.push_back(info);
+            queue.push_back(info.clone());
             self.informational_queued.store(true, Ordering::SeqCst);
         }
         self.driver.wake();
-    }
-}
-
-impl InformationalSink for Shared {
-    fn informational(&self, info: &Informational) {
-        self.push_informational(info.clone());
     }
 }
 
@@ -208,8 +198,9 @@ mod tests {
     fn informational_heads_queue_in_order_up_to_the_limit() {
         let controller = Controller::new();
         assert!(controller.take_informational().is_none());
+        let sink = controller.informational_sink();
         for status in 100..100 + MAX_QUEUED_INFORMATIONAL as u16 + 5 {
-            controller.push_informational(Informational {
+            sink.call(&Informational {
                 status: http::StatusCode::from_u16(status.min(199)).unwrap(),
                 headers: http::HeaderMap::new(),
             });

@@ -90,11 +90,11 @@ fn forward_informational(request: &mut Request, controller: &Controller, on_info
         request.extensions_mut().insert(forward);
         return;
     };
-    let controller = controller.clone();
+    let sink = controller.informational_sink();
     let options = RequestOptions::of_mut(request);
     *options = std::mem::take(options).on_info(move |info| {
         previous.call(info);
-        controller.push_informational(info.clone());
+        sink.call(info);
     });
 }
 
