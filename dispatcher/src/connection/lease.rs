@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use hyper::client::conn::{http1, http2};
+use tokio::time::Instant;
 
 use crate::error::{Error, SocketInfo};
 use crate::Body;
@@ -56,6 +57,10 @@ pub(crate) struct Lease {
     id: u64,
     sender: Option<Sender>,
     reused: bool,
+    /// When the pool handed the connection over (the clock read that
+    /// checked it had not expired): the start of the request's headers
+    /// timeout, which then needs no clock read of its own.
+    taken: Instant,
     socket: Arc<SocketInfo>,
     outcome: Outcome,
     /// The error that broke the connection, for its disconnect event.
@@ -70,6 +75,7 @@ impl Lease {
         id: u64,
         sender: Sender,
         reused: bool,
+        taken: Instant,
         socket: Arc<SocketInfo>,
     ) -> Self {
         Lease {
@@ -78,6 +84,7 @@ impl Lease {
             id,
             sender: Some(sender),
             reused,
+            taken,
             socket,
             // Unused, the connection is as good as before.
             outcome: Outcome::Reuse(None),
@@ -104,6 +111,11 @@ impl Lease {
     /// True when the connection served a request before this one.
     pub(crate) fn is_reused(&self) -> bool {
         self.reused
+    }
+
+    /// When the pool handed the connection over.
+    pub(crate) fn taken_at(&self) -> Instant {
+        self.taken
     }
 
     pub(crate) fn socket(&self) -> SocketInfo {

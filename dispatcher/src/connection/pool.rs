@@ -321,6 +321,7 @@ impl Shared {
                 conn.id,
                 sender,
                 reused,
+                now,
                 conn.socket.clone(),
             ));
         }
@@ -339,6 +340,7 @@ impl Shared {
                         conn.id,
                         sender,
                         reused,
+                        now,
                         conn.socket.clone(),
                     ));
                 }

@@ -16,7 +16,6 @@ use http::{Method, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper::client::conn::TrySendError;
 use tokio::sync::oneshot;
-use tokio::time::Instant;
 
 use crate::error::Error;
 use crate::options::{ForwardInformational, Informational, OnInfo, Opaque, RequestOptions};
@@ -192,6 +191,8 @@ impl Call {
     }
 
     /// Another attempt: a new checkout, a place in the queue.
+    #[cold]
+    #[inline(never)]
     fn retry(&mut self) -> Result<(), Error> {
         self.attempt += 1;
         // Later attempts are the same request, accepted already.
@@ -202,6 +203,8 @@ impl Call {
 
     /// The connection died before our request was written: safe to try
     /// another.
+    #[cold]
+    #[inline(never)]
     fn unready(&mut self, err: hyper::Error) -> Next {
         let Some(mut lease) = self.lease.take() else {
             unreachable!("unready without a lease")
@@ -243,13 +246,16 @@ impl Call {
         // In flight: if this future is dropped now, the connection goes.
         lease.set_outcome(Outcome::Discard);
         let timeout = exchange.headers_timeout;
+        let taken = lease.taken_at();
         self.head = Some(match lease.sender() {
             Some(Sender::H1(tx, deadline)) => {
                 if let Some(timeout) = timeout {
                     // The connection's task keeps the deadline (see
                     // `HeadDeadline`); it is written before hyper gets
                     // the request, whose wake-up of the task carries it.
-                    deadline.arm(Instant::now() + timeout);
+                    // It counts from the handover of the connection, a
+                    // moment ago (HTTP/1 is ready at once when reused).
+                    deadline.arm(taken + timeout);
                 }
                 Box::pin(tx.try_send_request(request).map(boxed_error))
             }
@@ -281,24 +287,32 @@ impl Call {
             }
             (answer, _) => answer.is_none(),
         };
-        let Some(result) = answer.filter(|_| !late) else {
-            let error = errors::headers_timeout().with_socket(lease.socket());
-            lease.fail(&error);
-            return Err(Next::Fail(error));
-        };
-        let mut err = match result {
-            Ok(response) => {
+        match answer.filter(|_| !late) {
+            Some(Ok(response)) => {
                 let permit = self.permit.take();
-                return self
-                    .exchange
+                self.exchange
                     .finish(response, lease, permit)
-                    .map_err(Next::Fail);
+                    .map_err(Next::Fail)
             }
-            Err(err) => *err,
-        };
+            Some(Err(err)) => Err(self.failed(*err, lease, replay)),
+            None => Err(Next::Fail(late_head(lease))),
+        }
+    }
+
+    /// hyper gave up on the attempt: another one, or the error. Out of
+    /// line, as it is rare: the common path of a call stays dense in the
+    /// instruction cache.
+    #[cold]
+    #[inline(never)]
+    fn failed(
+        &mut self,
+        mut err: TrySendError<Request>,
+        mut lease: Lease,
+        replay: Option<Request>,
+    ) -> Next {
         if let Some(unsent) = err.take_message() {
             if self.attempt < MAX_ATTEMPTS {
-                return Err(Next::Retry(Box::new(unsent)));
+                return Next::Retry(Box::new(unsent));
             }
         }
         let err = err.into_error();
@@ -306,15 +320,24 @@ impl Call {
             lease.set_outcome(Outcome::Retire);
         }
         if let Some(copy) = replay.filter(|_| may_retry_after(&err, &lease)) {
-            return Err(Next::Retry(Box::new(copy)));
+            return Next::Retry(Box::new(copy));
         }
         if let Some(destroyed) = self.shared.destroyed_error() {
-            return Err(Next::Fail(destroyed));
+            return Next::Fail(destroyed);
         }
         let error = errors::from_hyper(err, Phase::Head, lease.socket());
         lease.fail(&error);
-        Err(Next::Fail(error))
+        Next::Fail(error)
     }
+}
+
+/// The head came after the headers timeout: the connection goes.
+#[cold]
+#[inline(never)]
+fn late_head(mut lease: Lease) -> Error {
+    let error = errors::headers_timeout().with_socket(lease.socket());
+    lease.fail(&error);
+    error
 }
 
 /// Whether to keep a copy of the request to send again if the connection
