@@ -226,3 +226,34 @@ async fn h2_request_bodies_and_trailers() {
     assert_eq!(collected.trailers().unwrap()["x-checksum"], "abc");
     assert_eq!(collected.to_bytes(), "streamed body");
 }
+
+#[tokio::test]
+async fn a_late_head_times_out_its_stream_alone() {
+    // A stream's headers timeout ends that stream: the connection, and the
+    // streams on it that the server answers, carry on.
+    let server = TestServer::builder()
+        .http2_only()
+        .serve(|req| async move {
+            if req.uri().path() == "/stall" {
+                std::future::pending::<()>().await;
+            }
+            http::Response::new(body::full("ok"))
+        })
+        .await;
+    let client = Client::builder()
+        .h2c(true)
+        .headers_timeout(std::time::Duration::from_millis(200))
+        .build(server.url())
+        .unwrap();
+    let stalled = {
+        let client = client.clone();
+        tokio::spawn(async move { client.request(get("/stall")).await })
+    };
+    assert_eq!(get_text(&client, "/").await.unwrap(), "ok");
+    let started = std::time::Instant::now();
+    let err = within(PATIENCE, stalled).await.unwrap().unwrap_err();
+    assert_eq!(err.code(), "UND_ERR_HEADERS_TIMEOUT", "{err:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    assert_eq!(get_text(&client, "/").await.unwrap(), "ok");
+    assert_eq!(server.connections_accepted(), 1, "the connection survived");
+}

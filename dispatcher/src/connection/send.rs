@@ -262,9 +262,11 @@ impl Call {
             Some(Sender::H2(tx)) => {
                 let sending = tx.try_send_request(request);
                 match timeout {
-                    // Streams share the connection: each has its own timer.
+                    // Streams share the connection: each has its own
+                    // timer, from the handover's clock read.
                     Some(timeout) => Box::pin(async move {
-                        let answer = tokio::time::timeout(timeout, sending).await.ok()?;
+                        let due = taken + timeout;
+                        let answer = tokio::time::timeout_at(due, sending).await.ok()?;
                         boxed_error(answer)
                     }),
                     None => Box::pin(sending.map(boxed_error)),
