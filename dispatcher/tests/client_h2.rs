@@ -257,3 +257,42 @@ async fn a_late_head_times_out_its_stream_alone() {
     assert_eq!(get_text(&client, "/").await.unwrap(), "ok");
     assert_eq!(server.connections_accepted(), 1, "the connection survived");
 }
+
+#[tokio::test]
+async fn a_long_headers_timeout_is_swept_by_the_connection() {
+    // Over a second, a stream's headers timeout is kept by its connection's
+    // task and swept every 500 ms, as undici's fast timers: the late
+    // stream fails within a tick of its deadline, the others carry on.
+    let timeout = std::time::Duration::from_millis(1200);
+    let server = TestServer::builder()
+        .http2_only()
+        .serve(|req| async move {
+            if req.uri().path() == "/stall" {
+                std::future::pending::<()>().await;
+            }
+            http::Response::new(body::full("ok"))
+        })
+        .await;
+    let client = Client::builder()
+        .h2c(true)
+        .headers_timeout(timeout)
+        .build(server.url())
+        .unwrap();
+    assert_eq!(get_text(&client, "/").await.unwrap(), "ok");
+    let started = std::time::Instant::now();
+    let stalled = {
+        let client = client.clone();
+        tokio::spawn(async move { client.request(get("/stall")).await })
+    };
+    assert_eq!(get_text(&client, "/").await.unwrap(), "ok");
+    let err = within(PATIENCE, stalled).await.unwrap().unwrap_err();
+    let waited = started.elapsed();
+    assert_eq!(err.code(), "UND_ERR_HEADERS_TIMEOUT", "{err:?}");
+    assert!(waited >= timeout, "{waited:?}");
+    assert!(
+        waited < timeout * 2 + std::time::Duration::from_millis(500),
+        "{waited:?}"
+    );
+    assert_eq!(get_text(&client, "/").await.unwrap(), "ok");
+    assert_eq!(server.connections_accepted(), 1, "the connection survived");
+}

@@ -11,24 +11,26 @@ use crate::Body;
 
 use super::head_deadline::HeadDeadline;
 use super::pool::{Outcome, Shared};
+use super::stream_deadlines::StreamDeadlines;
 
-/// The sending half of a hyper connection; for HTTP/1 with the deadline
-/// its task keeps for the head of the request in flight.
+/// The sending half of a hyper connection, with the deadlines its task
+/// keeps for the heads awaited: of the request in flight (HTTP/1), of
+/// the streams with a long timeout (HTTP/2).
 pub(crate) enum Sender {
     H1(http1::SendRequest<Body>, Arc<HeadDeadline>),
-    H2(http2::SendRequest<Body>),
+    H2(http2::SendRequest<Body>, Arc<StreamDeadlines>),
 }
 
 impl Sender {
     pub(crate) fn is_closed(&self) -> bool {
         match self {
             Sender::H1(tx, _) => tx.is_closed(),
-            Sender::H2(tx) => tx.is_closed(),
+            Sender::H2(tx, _) => tx.is_closed(),
         }
     }
 
     pub(crate) fn is_h2(&self) -> bool {
-        matches!(self, Sender::H2(_))
+        matches!(self, Sender::H2(..))
     }
 
     /// Another handle on an HTTP/2 connection (HTTP/1 has one user at a
@@ -36,14 +38,14 @@ impl Sender {
     pub(crate) fn clone_h2(&self) -> Option<Sender> {
         match self {
             Sender::H1(..) => None,
-            Sender::H2(tx) => Some(Sender::H2(tx.clone())),
+            Sender::H2(tx, deadlines) => Some(Sender::H2(tx.clone(), deadlines.clone())),
         }
     }
 
     pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<hyper::Result<()>> {
         match self {
             Sender::H1(tx, _) => tx.poll_ready(cx),
-            Sender::H2(tx) => tx.poll_ready(cx),
+            Sender::H2(tx, _) => tx.poll_ready(cx),
         }
     }
 }

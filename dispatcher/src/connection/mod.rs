@@ -13,6 +13,7 @@ mod open;
 mod orders;
 mod pool;
 mod send;
+mod stream_deadlines;
 
 pub(crate) use body::ResponseBody;
 pub(crate) use budget::ConnectionBudget;

@@ -22,6 +22,7 @@ use super::head_deadline::{Due, HeadDeadline};
 use super::lease::Sender;
 use super::orders::{Order, Orders};
 use super::pool::{IdleCheck, Shared};
+use super::stream_deadlines::{StreamDeadlines, TICK};
 
 /// Starts opening a connection for the pool, on the current tokio runtime.
 ///
@@ -99,7 +100,7 @@ async fn handshake_h2(shared: Arc<Shared>, connection: Connection, socket: Socke
             let conn = Box::pin(conn);
             tokio::spawn(drive(
                 shared,
-                Sender::H2(sender),
+                Sender::H2(sender, control.deadlines.clone()),
                 conn,
                 socket,
                 Watch::Http2(control),
@@ -158,6 +159,9 @@ async fn drive<C>(
                     if h2.signals.poll_changed(cx).is_ready() {
                         return Poll::Ready(Event::FramesChanged);
                     }
+                    if h2.deadlines.poll_started(cx).is_ready() {
+                        return Poll::Ready(Event::StreamsAwaitHeads);
+                    }
                 }
             }
             timer.poll(cx).map(|()| Event::Timer)
@@ -179,6 +183,10 @@ async fn drive<C>(
                 timer.set_idle_check(Instant::now());
                 timer.rearm();
             }
+            Event::StreamsAwaitHeads => {
+                timer.start_sweeps(Instant::now() + TICK);
+                timer.rearm();
+            }
             Event::FramesChanged => {
                 let (Some(shared), Watch::Http2(h2)) = (pool.upgrade(), &watch) else {
                     break Ended::Closed;
@@ -193,6 +201,12 @@ async fn drive<C>(
                         break Ended::HeadersTimeout;
                     }
                     timer.watch_head(head.due());
+                }
+                if let Watch::Http2(h2) = &watch {
+                    if timer.sweep_due(now) {
+                        let again = h2.deadlines.sweep(now).then(|| now + TICK);
+                        timer.set_sweep(again);
+                    }
                 }
                 if timer.idle_check_due(now) {
                     let Some(shared) = pool.upgrade() else {
@@ -241,6 +255,8 @@ enum Event {
     Ended(Option<hyper::Error>),
     Order(Order),
     FramesChanged,
+    /// A stream entered its head's deadline while none was awaited.
+    StreamsAwaitHeads,
     Timer,
 }
 
@@ -254,8 +270,9 @@ enum Ended {
     HeadersTimeout,
 }
 
-/// The one timer of a connection's task, at the earlier of its keep-alive
-/// check and (HTTP/1) the deadline of the head in flight.
+/// The one timer of a connection's task, at the earliest of its
+/// keep-alive check, (HTTP/1) the deadline of the head in flight and
+/// (HTTP/2) the next sweep of its streams' deadlines.
 ///
 /// A `Sleep` wakes the task that last polled it, so once polled after a
 /// reset it is polled again only when it says it has fired: the task
@@ -266,6 +283,7 @@ struct ConnectionTimer {
     registered: bool,
     idle_check: Instant,
     head: Option<Due>,
+    sweep: Option<Instant>,
 }
 
 impl ConnectionTimer {
@@ -275,6 +293,7 @@ impl ConnectionTimer {
             registered: false,
             idle_check,
             head: None,
+            sweep: None,
         }
     }
 
@@ -301,12 +320,25 @@ impl ConnectionTimer {
         now >= self.idle_check
     }
 
+    /// The first sweep, unless one is set already.
+    fn start_sweeps(&mut self, at: Instant) {
+        self.sweep.get_or_insert(at);
+    }
+
+    fn set_sweep(&mut self, at: Option<Instant>) {
+        self.sweep = at;
+    }
+
+    fn sweep_due(&self, now: Instant) -> bool {
+        self.sweep.is_some_and(|at| now >= at)
+    }
+
     /// Sets the timer at the earlier deadline.
     fn rearm(&mut self) {
-        let at = match self.head {
-            Some(due) => due.at.min(self.idle_check),
-            None => self.idle_check,
-        };
+        let at = [self.head.map(|due| due.at), self.sweep]
+            .into_iter()
+            .flatten()
+            .fold(self.idle_check, Instant::min);
         self.reset(at);
     }
 
@@ -335,4 +367,5 @@ impl ConnectionTimer {
 struct H2Control {
     switch: Arc<KillSwitch>,
     signals: Arc<H2Signals>,
+    deadlines: Arc<StreamDeadlines>,
 }

@@ -27,6 +27,7 @@ use super::errors::{self, Phase};
 use super::gate::Permit;
 use super::lease::{Lease, Sender};
 use super::pool::{Checkout, Outcome, Shared};
+use super::stream_deadlines::{DueStream, PRECISE_UP_TO};
 
 /// Tries of one request: a connection that died before the request was
 /// written (or, for a replayable request, just after) gets the request
@@ -259,9 +260,15 @@ impl Call {
                 }
                 Box::pin(tx.try_send_request(request).map(boxed_error))
             }
-            Some(Sender::H2(tx)) => {
+            Some(Sender::H2(tx, deadlines)) => {
                 let sending = tx.try_send_request(request);
                 match timeout {
+                    // A long timeout is swept by the connection's task, as
+                    // undici's fast timers do (see `StreamDeadlines`).
+                    Some(timeout) if timeout > PRECISE_UP_TO => {
+                        let due = DueStream::new(sending, deadlines.clone(), taken + timeout);
+                        Box::pin(due.map(|answer| answer.and_then(boxed_error)))
+                    }
                     // Streams share the connection: each has its own
                     // timer, from the handover's clock read.
                     Some(timeout) => Box::pin(async move {

@@ -1,0 +1,243 @@
+//! `StreamDeadlines`: the headers timeouts of an HTTP/2 connection's
+//! streams, swept by its connection's task.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use futures_util::task::AtomicWaker;
+use slab::Slab;
+use tokio::time::Instant;
+
+use crate::sync::lock;
+
+/// How often a connection's task looks for late heads while any stream
+/// waits for one: undici's "fast timers" tick every 500 ms.
+pub(crate) const TICK: Duration = Duration::from_millis(500);
+
+/// Timeouts up to this long get a timer of their own, as in undici
+/// (longer ones use its fast timers, with about a second of resolution).
+pub(crate) const PRECISE_UP_TO: Duration = Duration::from_secs(1);
+
+/// The heads awaited on one HTTP/2 connection, and when each is due.
+///
+/// A tokio timer per stream costs a registration in the timer wheel, its
+/// removal, and a poll of the timer on every poll of the stream. Streams
+/// whose timeout is longer than [`PRECISE_UP_TO`] are entered here
+/// instead, one lock each way, and the connection's task, which keeps a
+/// timer anyway, sweeps them every [`TICK`] while any is entered: a late
+/// head is found at most a tick after its deadline.
+#[derive(Debug, Default)]
+pub(crate) struct StreamDeadlines {
+    entries: Mutex<Entries>,
+    /// The task has a sweep to schedule: the first stream came in while
+    /// it was not sweeping.
+    started: AtomicBool,
+    task: AtomicWaker,
+}
+
+#[derive(Debug, Default)]
+struct Entries {
+    streams: Slab<Entry>,
+    /// The task sweeps: it will look at every entry within a tick.
+    sweeping: bool,
+}
+
+#[derive(Debug)]
+struct Entry {
+    due: Instant,
+    waker: Waker,
+    late: bool,
+}
+
+impl StreamDeadlines {
+    fn enter(&self, due: Instant, waker: &Waker) -> usize {
+        let (key, first) = {
+            let mut entries = lock(&self.entries);
+            let key = entries.streams.insert(Entry {
+                due,
+                waker: waker.clone(),
+                late: false,
+            });
+            (key, !std::mem::replace(&mut entries.sweeping, true))
+        };
+        if first {
+            self.started.store(true, Ordering::Release);
+            self.task.wake();
+        }
+        key
+    }
+
+    /// True when the stream's head is late; else keeps `waker` for the
+    /// sweep that finds it so.
+    fn check(&self, key: usize, waker: &Waker) -> bool {
+        let mut entries = lock(&self.entries);
+        let Some(entry) = entries.streams.get_mut(key) else {
+            return false;
+        };
+        if !entry.late && !entry.waker.will_wake(waker) {
+            entry.waker = waker.clone();
+        }
+        entry.late
+    }
+
+    fn leave(&self, key: usize) {
+        let mut entries = lock(&self.entries);
+        entries.streams.try_remove(key);
+    }
+
+    /// For the task: ready when it has a sweep to schedule.
+    pub(crate) fn poll_started(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.task.register(cx.waker());
+        if self.started.swap(false, Ordering::AcqRel) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// For the task: wakes the streams whose head is due by `now`; true
+    /// while streams remain to sweep a tick later.
+    pub(crate) fn sweep(&self, now: Instant) -> bool {
+        let mut late = Vec::new();
+        let sweeping = {
+            let mut entries = lock(&self.entries);
+            for (_, entry) in entries.streams.iter_mut() {
+                if !entry.late && entry.due <= now {
+                    entry.late = true;
+                    late.push(entry.waker.clone());
+                }
+            }
+            entries.sweeping = !entries.streams.is_empty();
+            entries.sweeping
+        };
+        late.into_iter().for_each(Waker::wake);
+        sweeping
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// hyper's future of one HTTP/2 stream, with its head's deadline in
+    /// the connection's [`StreamDeadlines`]: `None` when the head is late.
+    pub(crate) struct DueStream<F> {
+        #[pin]
+        sending: F,
+        entry: Option<Entered>,
+        deadlines: Option<Arc<StreamDeadlines>>,
+        due: Instant,
+    }
+}
+
+/// A stream's place among the deadlines, left when dropped.
+struct Entered {
+    deadlines: Arc<StreamDeadlines>,
+    key: usize,
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        self.deadlines.leave(self.key);
+    }
+}
+
+impl<F> DueStream<F> {
+    pub(crate) fn new(sending: F, deadlines: Arc<StreamDeadlines>, due: Instant) -> Self {
+        DueStream {
+            sending,
+            entry: None,
+            deadlines: Some(deadlines),
+            due,
+        }
+    }
+}
+
+impl<F: Future> Future for DueStream<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(answer) = this.sending.poll(cx) {
+            *this.entry = None;
+            return Poll::Ready(Some(answer));
+        }
+        match this.entry {
+            // Entered on the first wait: most heads come on the next
+            // wake-up, and an answer already there needs no entry.
+            None => {
+                if let Some(deadlines) = this.deadlines.take() {
+                    let key = deadlines.enter(*this.due, cx.waker());
+                    *this.entry = Some(Entered { deadlines, key });
+                }
+            }
+            Some(entered) => {
+                if entered.deadlines.check(entered.key, cx.waker()) {
+                    *this.entry = None;
+                    return Poll::Ready(None);
+                }
+            }
+        }
+        Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::pending;
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_late_stream_is_woken_by_the_sweep_and_answers_none() {
+        let deadlines = Arc::new(StreamDeadlines::default());
+        let due = Instant::now() + Duration::from_secs(2);
+        let mut stream = Box::pin(DueStream::new(pending::<()>(), deadlines.clone(), due));
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(stream.as_mut().poll(&mut cx).is_pending());
+        assert!(
+            deadlines.poll_started(&mut cx).is_ready(),
+            "the first entry starts the sweeps"
+        );
+        assert!(deadlines.poll_started(&mut cx).is_pending());
+
+        assert!(
+            deadlines.sweep(due - Duration::from_millis(1)),
+            "still waiting"
+        );
+        assert!(stream.as_mut().poll(&mut cx).is_pending());
+        assert!(deadlines.sweep(due), "late, until the stream leaves");
+        assert_eq!(stream.as_mut().poll(&mut cx), Poll::Ready(None));
+        assert!(!deadlines.sweep(due), "nothing left to sweep");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answered_or_dropped_stream_leaves_and_sweeps_stop() {
+        let deadlines = Arc::new(StreamDeadlines::default());
+        let due = Instant::now() + Duration::from_secs(2);
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+
+        let mut dropped = Box::pin(DueStream::new(pending::<()>(), deadlines.clone(), due));
+        assert!(dropped.as_mut().poll(&mut cx).is_pending());
+        drop(dropped);
+        assert!(!deadlines.sweep(due + TICK), "a dropped stream left");
+
+        let mut answered = Box::pin(DueStream::new(
+            std::future::ready(7),
+            deadlines.clone(),
+            due,
+        ));
+        assert_eq!(answered.as_mut().poll(&mut cx), Poll::Ready(Some(7)));
+        assert!(
+            deadlines.poll_started(&mut cx).is_ready(),
+            "the dropped stream's entry had started the sweeps"
+        );
+        assert!(
+            deadlines.poll_started(&mut cx).is_pending(),
+            "an answer on the first poll never entered"
+        );
+    }
+}
