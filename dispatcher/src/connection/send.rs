@@ -98,9 +98,9 @@ pub(crate) struct Call {
     head: Option<BoxFuture<'static, Head>>,
     lease: Option<Lease>,
     waiting: Option<oneshot::Receiver<Result<Lease, Error>>>,
-    /// The request, until it is handed to hyper (or back from it); kept
-    /// while hyper sends a copy of it, to send again if the connection
-    /// fails under it.
+    /// The request, until it is handed to hyper (or back from it); while
+    /// hyper has it, the copy to send again if the connection fails under
+    /// it. One place for both keeps the call a request smaller.
     request: Option<Request>,
     permit: Option<Permit>,
     exchange: Exchange,
@@ -226,25 +226,24 @@ impl Call {
             unreachable!("started without a lease and a request")
         };
         let exchange = &self.exchange;
-        // The copy is sent and the request stays, to be sent again if the
-        // connection fails under it (a move less than the other way
-        // round). Copied before `set_target` adds the `Host` header: a
-        // request without headers of its own then copies without
-        // allocating, and a replay goes through `set_target` again anyway.
+        // Copied before `set_target` adds the `Host` header: a request
+        // without headers of its own then copies without allocating, and
+        // a replay goes through `set_target` again anyway.
         let copy = if self.attempt < MAX_ATTEMPTS && may_replay(exchange, request, lease) {
             crate::try_clone_request(request)
         } else {
             None
         };
-        let Some(mut request) = copy.or_else(|| self.request.take()) else {
-            unreachable!("the request is still here")
-        };
-        set_target(&mut request, &self.shared, lease.is_h2());
+        set_target(request, &self.shared, lease.is_h2());
         // hyper's HTTP/2 client never hands over a 1xx head: no hook
         // (two allocations) for a stream.
         if let Some(on_info) = exchange.on_info.as_ref().filter(|_| !lease.is_h2()) {
-            hook_informational(&mut request, on_info.clone());
+            hook_informational(request, on_info.clone());
         }
+        // The copy takes the request's place while hyper has it.
+        let Some(request) = std::mem::replace(&mut self.request, copy) else {
+            unreachable!("the request is still here")
+        };
         // In flight: if this future is dropped now, the connection goes.
         lease.set_outcome(Outcome::Discard);
         let timeout = exchange.headers_timeout;
