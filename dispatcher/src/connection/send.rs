@@ -240,7 +240,10 @@ impl Call {
         if let Some(on_info) = exchange.on_info.as_ref().filter(|_| !lease.is_h2()) {
             hook_informational(request, on_info.clone());
         }
-        // The copy takes the request's place while hyper has it.
+        // The copy takes the request's place while hyper has it. (Sending
+        // the copy instead would move a request once less, but the 1xx
+        // hook would then allocate the copy's extension map, where the
+        // request's, allocated by `dispatch()`, is reused.)
         let Some(request) = std::mem::replace(&mut self.request, copy) else {
             unreachable!("the request is still here")
         };
