@@ -227,10 +227,9 @@ async fn h2_request_bodies_and_trailers() {
     assert_eq!(collected.to_bytes(), "streamed body");
 }
 
-#[tokio::test]
-async fn a_late_head_times_out_its_stream_alone() {
-    // A stream's headers timeout ends that stream: the connection, and the
-    // streams on it that the server answers, carry on.
+/// An h2c server that never answers `/stall` (and `ok` to the rest), and
+/// a client to it with this headers timeout.
+async fn stalling_h2c(headers_timeout: std::time::Duration) -> (TestServer, Client) {
     let server = TestServer::builder()
         .http2_only()
         .serve(|req| async move {
@@ -242,9 +241,17 @@ async fn a_late_head_times_out_its_stream_alone() {
         .await;
     let client = Client::builder()
         .h2c(true)
-        .headers_timeout(std::time::Duration::from_millis(200))
+        .headers_timeout(headers_timeout)
         .build(server.url())
         .unwrap();
+    (server, client)
+}
+
+#[tokio::test]
+async fn a_late_head_times_out_its_stream_alone() {
+    // A stream's headers timeout ends that stream: the connection, and the
+    // streams on it that the server answers, carry on.
+    let (server, client) = stalling_h2c(std::time::Duration::from_millis(200)).await;
     let stalled = {
         let client = client.clone();
         tokio::spawn(async move { client.request(get("/stall")).await })
@@ -264,20 +271,7 @@ async fn a_long_headers_timeout_is_swept_by_the_connection() {
     // task and swept every 500 ms, as undici's fast timers: the late
     // stream fails within a tick of its deadline, the others carry on.
     let timeout = std::time::Duration::from_millis(1200);
-    let server = TestServer::builder()
-        .http2_only()
-        .serve(|req| async move {
-            if req.uri().path() == "/stall" {
-                std::future::pending::<()>().await;
-            }
-            http::Response::new(body::full("ok"))
-        })
-        .await;
-    let client = Client::builder()
-        .h2c(true)
-        .headers_timeout(timeout)
-        .build(server.url())
-        .unwrap();
+    let (server, client) = stalling_h2c(timeout).await;
     assert_eq!(get_text(&client, "/").await.unwrap(), "ok");
     let started = std::time::Instant::now();
     let stalled = {

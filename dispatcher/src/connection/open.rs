@@ -73,7 +73,15 @@ async fn handshake_h1(shared: Arc<Shared>, connection: Connection, socket: Socke
             let head = Arc::new(HeadDeadline::new());
             let sender = Sender::H1(sender, head.clone());
             let conn = Box::pin(conn);
-            tokio::spawn(drive(shared, sender, conn, socket, Watch::Http1(head)));
+            let orders = Arc::default();
+            tokio::spawn(drive(
+                shared,
+                sender,
+                conn,
+                socket,
+                orders,
+                Watch::Http1(head),
+            ));
         }
         Err(err) => shared.connect_failed(errors::from_hyper(err, Phase::Connection, socket)),
     }
@@ -93,7 +101,8 @@ async fn handshake_h2(shared: Arc<Shared>, connection: Connection, socket: Socke
         .max_header_list_size(u32::try_from(options.max_header_size).unwrap_or(u32::MAX))
         .keep_alive_interval(options.ping_interval)
         .keep_alive_while_idle(true);
-    let control = H2Control::default();
+    let orders = Arc::new(Orders::default());
+    let control = H2Control::new(orders.clone());
     let io = H2Io::new(connection, control.switch.clone(), control.signals.clone());
     match builder.handshake::<_, Body>(TokioIo::new(io)).await {
         Ok((sender, conn)) => {
@@ -103,6 +112,7 @@ async fn handshake_h2(shared: Arc<Shared>, connection: Connection, socket: Socke
                 Sender::H2(sender, control.deadlines.clone()),
                 conn,
                 socket,
+                orders,
                 Watch::Http2(control),
             ));
         }
@@ -124,11 +134,11 @@ async fn drive<C>(
     sender: Sender,
     mut conn: Pin<Box<C>>,
     socket: SocketInfo,
+    orders: Arc<Orders>,
     watch: Watch,
 ) where
     C: Future<Output = hyper::Result<()>>,
 {
-    let orders = Arc::new(Orders::default());
     let Some((key, id)) = shared.connected(sender, socket, orders.clone()) else {
         return;
     };
@@ -159,9 +169,6 @@ async fn drive<C>(
                     if h2.signals.poll_changed(cx).is_ready() {
                         return Poll::Ready(Event::FramesChanged);
                     }
-                    if h2.deadlines.poll_started(cx).is_ready() {
-                        return Poll::Ready(Event::StreamsAwaitHeads);
-                    }
                 }
             }
             timer.poll(cx).map(|()| Event::Timer)
@@ -183,7 +190,7 @@ async fn drive<C>(
                 timer.set_idle_check(Instant::now());
                 timer.rearm();
             }
-            Event::StreamsAwaitHeads => {
+            Event::Order(Order::Sweep) => {
                 timer.start_sweeps(Instant::now() + TICK);
                 timer.rearm();
             }
@@ -195,18 +202,19 @@ async fn drive<C>(
             }
             Event::Timer => {
                 let now = Instant::now();
-                if let Watch::Http1(head) = &watch {
-                    let late = head.due().filter(|due| due.at <= now);
-                    if late.is_some_and(|due| head.expire(due)) {
-                        break Ended::HeadersTimeout;
+                match &watch {
+                    Watch::Http1(head) => {
+                        let late = head.due().filter(|due| due.at <= now);
+                        if late.is_some_and(|due| head.expire(due)) {
+                            break Ended::HeadersTimeout;
+                        }
+                        timer.watch_head(head.due());
                     }
-                    timer.watch_head(head.due());
-                }
-                if let Watch::Http2(h2) = &watch {
-                    if timer.sweep_due(now) {
+                    Watch::Http2(h2) if timer.sweep_due(now) => {
                         let again = h2.deadlines.sweep(now).then(|| now + TICK);
                         timer.set_sweep(again);
                     }
+                    Watch::Http2(_) => {}
                 }
                 if timer.idle_check_due(now) {
                     let Some(shared) = pool.upgrade() else {
@@ -255,8 +263,6 @@ enum Event {
     Ended(Option<hyper::Error>),
     Order(Order),
     FramesChanged,
-    /// A stream entered its head's deadline while none was awaited.
-    StreamsAwaitHeads,
     Timer,
 }
 
@@ -363,9 +369,19 @@ impl ConnectionTimer {
 /// the switch that fails its IO (hyper's HTTP/2 task outlives `conn`
 /// while streams are open, so dropping `conn` alone would not end them),
 /// and what the server's frames said.
-#[derive(Default)]
 struct H2Control {
     switch: Arc<KillSwitch>,
     signals: Arc<H2Signals>,
     deadlines: Arc<StreamDeadlines>,
+}
+
+impl H2Control {
+    /// The streams' deadlines tell the task through its `orders`.
+    fn new(orders: Arc<Orders>) -> Self {
+        H2Control {
+            switch: Arc::default(),
+            signals: Arc::default(),
+            deadlines: Arc::new(StreamDeadlines::new(orders)),
+        }
+    }
 }

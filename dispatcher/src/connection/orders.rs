@@ -8,10 +8,12 @@ use futures_util::task::AtomicWaker;
 const CLOSE: u8 = 1;
 const DETACH: u8 = 1 << 1;
 const RECHECK: u8 = 1 << 2;
+const SWEEP: u8 = 1 << 3;
 
 /// What the pool tells a connection's task: close the connection, let it
 /// go (an upgrade took it over), or look at its idle deadline again (a
-/// server's keep-alive hint shortened it).
+/// server's keep-alive hint shortened it); and what its HTTP/2 streams
+/// tell it: start sweeping their deadlines (see `StreamDeadlines`).
 ///
 /// One atomic word and one waker: the task wakes twice per request for
 /// hyper, and reads its orders with a load where a oneshot, a flag and
@@ -28,6 +30,7 @@ pub(crate) enum Order {
     Close,
     Detach,
     Recheck,
+    Sweep,
 }
 
 impl Orders {
@@ -43,13 +46,18 @@ impl Orders {
         self.give(RECHECK);
     }
 
+    pub(crate) fn sweep(&self) {
+        self.give(SWEEP);
+    }
+
     fn give(&self, order: u8) {
         self.given.fetch_or(order, Ordering::AcqRel);
         self.task.wake();
     }
 
     /// The most pressing order given: close before detach before a
-    /// recheck. Close and detach stay given; a recheck is taken once.
+    /// recheck before a sweep. Close and detach stay given; a recheck and
+    /// a sweep are taken once.
     pub(crate) fn poll(&self, cx: &mut Context<'_>) -> Poll<Order> {
         self.task.register(cx.waker());
         let given = self.given.load(Ordering::Acquire);
@@ -62,8 +70,13 @@ impl Orders {
         if given & DETACH != 0 {
             return Poll::Ready(Order::Detach);
         }
-        self.given.fetch_and(!RECHECK, Ordering::AcqRel);
-        Poll::Ready(Order::Recheck)
+        let (bit, order) = if given & RECHECK != 0 {
+            (RECHECK, Order::Recheck)
+        } else {
+            (SWEEP, Order::Sweep)
+        };
+        self.given.fetch_and(!bit, Ordering::AcqRel);
+        Poll::Ready(order)
     }
 }
 
@@ -81,6 +94,11 @@ mod tests {
         assert_eq!(taken(&orders), Poll::Pending);
         orders.recheck();
         assert_eq!(taken(&orders), Poll::Ready(Order::Recheck));
+        assert_eq!(taken(&orders), Poll::Pending);
+        orders.sweep();
+        orders.recheck();
+        assert_eq!(taken(&orders), Poll::Ready(Order::Recheck));
+        assert_eq!(taken(&orders), Poll::Ready(Order::Sweep));
         assert_eq!(taken(&orders), Poll::Pending);
         orders.detach();
         orders.close();

@@ -3,16 +3,16 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use futures_util::task::AtomicWaker;
 use slab::Slab;
 use tokio::time::Instant;
 
 use crate::sync::lock;
+
+use super::orders::Orders;
 
 /// How often a connection's task looks for late heads while any stream
 /// waits for one: undici's "fast timers" tick every 500 ms.
@@ -29,14 +29,12 @@ pub(crate) const PRECISE_UP_TO: Duration = Duration::from_secs(1);
 /// whose timeout is longer than [`PRECISE_UP_TO`] are entered here
 /// instead, one lock each way, and the connection's task, which keeps a
 /// timer anyway, sweeps them every [`TICK`] while any is entered: a late
-/// head is found at most a tick after its deadline.
-#[derive(Debug, Default)]
+/// head is found at most a tick after its deadline. The first stream to
+/// enter while no sweep is due tells the task through its orders.
+#[derive(Debug)]
 pub(crate) struct StreamDeadlines {
     entries: Mutex<Entries>,
-    /// The task has a sweep to schedule: the first stream came in while
-    /// it was not sweeping.
-    started: AtomicBool,
-    task: AtomicWaker,
+    orders: Arc<Orders>,
 }
 
 #[derive(Debug, Default)]
@@ -54,6 +52,13 @@ struct Entry {
 }
 
 impl StreamDeadlines {
+    pub(crate) fn new(orders: Arc<Orders>) -> Self {
+        StreamDeadlines {
+            entries: Mutex::default(),
+            orders,
+        }
+    }
+
     fn enter(&self, due: Instant, waker: &Waker) -> usize {
         let (key, first) = {
             let mut entries = lock(&self.entries);
@@ -65,8 +70,7 @@ impl StreamDeadlines {
             (key, !std::mem::replace(&mut entries.sweeping, true))
         };
         if first {
-            self.started.store(true, Ordering::Release);
-            self.task.wake();
+            self.orders.sweep();
         }
         key
     }
@@ -87,16 +91,6 @@ impl StreamDeadlines {
     fn leave(&self, key: usize) {
         let mut entries = lock(&self.entries);
         entries.streams.try_remove(key);
-    }
-
-    /// For the task: ready when it has a sweep to schedule.
-    pub(crate) fn poll_started(&self, cx: &mut Context<'_>) -> Poll<()> {
-        self.task.register(cx.waker());
-        if self.started.swap(false, Ordering::AcqRel) {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
     }
 
     /// For the task: wakes the streams whose head is due by `now`; true
@@ -125,10 +119,19 @@ pin_project_lite::pin_project! {
     pub(crate) struct DueStream<F> {
         #[pin]
         sending: F,
-        entry: Option<Entered>,
-        deadlines: Option<Arc<StreamDeadlines>>,
+        place: Place,
         due: Instant,
     }
+}
+
+/// Where a stream is among its connection's deadlines.
+enum Place {
+    /// Not entered yet: entered on its first wait (most heads come on the
+    /// next wake-up, and an answer already there needs no entry).
+    Outside(Arc<StreamDeadlines>),
+    Entered(Entered),
+    /// Answered, or late.
+    Left,
 }
 
 /// A stream's place among the deadlines, left when dropped.
@@ -147,8 +150,7 @@ impl<F> DueStream<F> {
     pub(crate) fn new(sending: F, deadlines: Arc<StreamDeadlines>, due: Instant) -> Self {
         DueStream {
             sending,
-            entry: None,
-            deadlines: Some(deadlines),
+            place: Place::Outside(deadlines),
             due,
         }
     }
@@ -160,24 +162,21 @@ impl<F: Future> Future for DueStream<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         if let Poll::Ready(answer) = this.sending.poll(cx) {
-            *this.entry = None;
+            *this.place = Place::Left;
             return Poll::Ready(Some(answer));
         }
-        match this.entry {
-            // Entered on the first wait: most heads come on the next
-            // wake-up, and an answer already there needs no entry.
-            None => {
-                if let Some(deadlines) = this.deadlines.take() {
-                    let key = deadlines.enter(*this.due, cx.waker());
-                    *this.entry = Some(Entered { deadlines, key });
-                }
+        match std::mem::replace(this.place, Place::Left) {
+            Place::Outside(deadlines) => {
+                let key = deadlines.enter(*this.due, cx.waker());
+                *this.place = Place::Entered(Entered { deadlines, key });
             }
-            Some(entered) => {
+            Place::Entered(entered) => {
                 if entered.deadlines.check(entered.key, cx.waker()) {
-                    *this.entry = None;
                     return Poll::Ready(None);
                 }
+                *this.place = Place::Entered(entered);
             }
+            Place::Left => {}
         }
         Poll::Pending
     }
@@ -187,21 +186,28 @@ impl<F: Future> Future for DueStream<F> {
 mod tests {
     use std::future::pending;
 
+    use super::super::orders::Order;
     use super::*;
+
+    fn deadlines() -> (Arc<StreamDeadlines>, Arc<Orders>) {
+        let orders = Arc::new(Orders::default());
+        (Arc::new(StreamDeadlines::new(orders.clone())), orders)
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_late_stream_is_woken_by_the_sweep_and_answers_none() {
-        let deadlines = Arc::new(StreamDeadlines::default());
+        let (deadlines, orders) = deadlines();
         let due = Instant::now() + Duration::from_secs(2);
         let mut stream = Box::pin(DueStream::new(pending::<()>(), deadlines.clone(), due));
         let waker = futures_util::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
         assert!(stream.as_mut().poll(&mut cx).is_pending());
-        assert!(
-            deadlines.poll_started(&mut cx).is_ready(),
+        assert_eq!(
+            orders.poll(&mut cx),
+            Poll::Ready(Order::Sweep),
             "the first entry starts the sweeps"
         );
-        assert!(deadlines.poll_started(&mut cx).is_pending());
+        assert!(orders.poll(&mut cx).is_pending());
 
         assert!(
             deadlines.sweep(due - Duration::from_millis(1)),
@@ -215,7 +221,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_answered_or_dropped_stream_leaves_and_sweeps_stop() {
-        let deadlines = Arc::new(StreamDeadlines::default());
+        let (deadlines, orders) = deadlines();
         let due = Instant::now() + Duration::from_secs(2);
         let waker = futures_util::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
@@ -231,12 +237,13 @@ mod tests {
             due,
         ));
         assert_eq!(answered.as_mut().poll(&mut cx), Poll::Ready(Some(7)));
-        assert!(
-            deadlines.poll_started(&mut cx).is_ready(),
+        assert_eq!(
+            orders.poll(&mut cx),
+            Poll::Ready(Order::Sweep),
             "the dropped stream's entry had started the sweeps"
         );
         assert!(
-            deadlines.poll_started(&mut cx).is_pending(),
+            orders.poll(&mut cx).is_pending(),
             "an answer on the first poll never entered"
         );
     }
