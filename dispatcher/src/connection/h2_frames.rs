@@ -6,9 +6,9 @@
 //! other payload is skipped without a look. It never changes the bytes.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::task::{Context, Poll};
+use std::sync::Arc;
 
-use futures_util::task::AtomicWaker;
+use super::orders::Orders;
 
 const FRAME_HEADER_LEN: usize = 9;
 const SETTINGS_ENTRY_LEN: usize = 6;
@@ -25,24 +25,20 @@ pub(crate) struct H2Signals {
     /// The server's first SETTINGS has been read.
     settled: AtomicBool,
     goaway: AtomicBool,
-    /// Something changed that the connection's task has not seen yet.
-    changed: AtomicBool,
-    task: AtomicWaker,
+    /// Where a change goes to the connection's task.
+    orders: Arc<Orders>,
 }
 
-impl Default for H2Signals {
-    fn default() -> Self {
+impl H2Signals {
+    pub(crate) fn new(orders: Arc<Orders>) -> Self {
         H2Signals {
             max_streams: AtomicU32::new(u32::MAX),
             settled: AtomicBool::new(false),
             goaway: AtomicBool::new(false),
-            changed: AtomicBool::new(false),
-            task: AtomicWaker::new(),
+            orders,
         }
     }
-}
 
-impl H2Signals {
     /// The server's SETTINGS so far, once its first one was read: its
     /// stream limit (`u32::MAX` when it set none).
     pub(crate) fn max_streams(&self) -> Option<u32> {
@@ -55,19 +51,8 @@ impl H2Signals {
         self.goaway.load(Ordering::Acquire)
     }
 
-    /// Ready once something changed since the last time it was.
-    pub(crate) fn poll_changed(&self, cx: &mut Context<'_>) -> Poll<()> {
-        self.task.register(cx.waker());
-        if self.changed.swap(false, Ordering::AcqRel) {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    }
-
     fn notify(&self) {
-        self.changed.store(true, Ordering::Release);
-        self.task.wake();
+        self.orders.frames_seen();
     }
 }
 
@@ -175,7 +160,7 @@ mod tests {
         payload.extend(setting(SETTINGS_MAX_CONCURRENT_STREAMS, 5));
         let mut bytes = frame(0x0, 0, b"data before");
         bytes.extend(frame(TYPE_SETTINGS, 0, &payload));
-        let signals = H2Signals::default();
+        let signals = H2Signals::new(Arc::default());
         let mut watch = FrameWatch::default();
         assert_eq!(signals.max_streams(), None);
         for byte in &bytes {
@@ -187,7 +172,7 @@ mod tests {
 
     #[test]
     fn settings_without_a_limit_settle_as_unlimited_and_acks_are_ignored() {
-        let signals = H2Signals::default();
+        let signals = H2Signals::new(Arc::default());
         let mut watch = FrameWatch::default();
         watch.observe(&frame(TYPE_SETTINGS, FLAG_ACK, &[]), &signals);
         assert_eq!(signals.max_streams(), None);
@@ -204,7 +189,7 @@ mod tests {
         );
         bytes.extend(frame(0x1, 0x4, &[0x88; 40]));
         bytes.extend(frame(TYPE_GOAWAY, 0, &[0, 0, 0, 1, 0, 0, 0, 0]));
-        let signals = H2Signals::default();
+        let signals = H2Signals::new(Arc::default());
         let mut watch = FrameWatch::default();
         let (first, rest) = bytes.split_at(13);
         watch.observe(first, &signals);

@@ -135,7 +135,11 @@ mod tests {
     async fn a_killed_io_fails_a_pending_read_and_later_writes() {
         let (ours, mut theirs) = tokio::io::duplex(64);
         let switch = Arc::new(KillSwitch::default());
-        let mut io = H2Io::new(ours, switch.clone(), Arc::default());
+        let mut io = H2Io::new(
+            ours,
+            switch.clone(),
+            Arc::new(H2Signals::new(Arc::default())),
+        );
         theirs.write_all(b"ping").await.unwrap();
         let mut buf = [0u8; 4];
         io.read_exact(&mut buf).await.unwrap();

@@ -161,15 +161,10 @@ async fn drive<C>(
             if let Poll::Ready(order) = orders.poll(cx) {
                 return Poll::Ready(Event::Order(order));
             }
-            match &watch {
-                // A request hands itself to hyper after writing its
-                // deadline, so the wake-up that brings it shows it here.
-                Watch::Http1(head) => timer.watch_head(head.due()),
-                Watch::Http2(h2) => {
-                    if h2.signals.poll_changed(cx).is_ready() {
-                        return Poll::Ready(Event::FramesChanged);
-                    }
-                }
+            // A request hands itself to hyper after writing its deadline,
+            // so the wake-up that brings it shows it here.
+            if let Watch::Http1(head) = &watch {
+                timer.watch_head(head.due());
             }
             timer.poll(cx).map(|()| Event::Timer)
         })
@@ -194,7 +189,7 @@ async fn drive<C>(
                 timer.start_sweeps(Instant::now() + TICK);
                 timer.rearm();
             }
-            Event::FramesChanged => {
+            Event::Order(Order::FramesSeen) => {
                 let (Some(shared), Watch::Http2(h2)) = (pool.upgrade(), &watch) else {
                     break Ended::Closed;
                 };
@@ -262,7 +257,6 @@ enum Watch {
 enum Event {
     Ended(Option<hyper::Error>),
     Order(Order),
-    FramesChanged,
     Timer,
 }
 
@@ -376,11 +370,12 @@ struct H2Control {
 }
 
 impl H2Control {
-    /// The streams' deadlines tell the task through its `orders`.
+    /// What the frames said and the streams' deadlines tell the task
+    /// through its `orders`.
     fn new(orders: Arc<Orders>) -> Self {
         H2Control {
             switch: Arc::default(),
-            signals: Arc::default(),
+            signals: Arc::new(H2Signals::new(orders.clone())),
             deadlines: Arc::new(StreamDeadlines::new(orders)),
         }
     }

@@ -9,11 +9,13 @@ const CLOSE: u8 = 1;
 const DETACH: u8 = 1 << 1;
 const RECHECK: u8 = 1 << 2;
 const SWEEP: u8 = 1 << 3;
+const FRAMES_SEEN: u8 = 1 << 4;
 
 /// What the pool tells a connection's task: close the connection, let it
 /// go (an upgrade took it over), or look at its idle deadline again (a
-/// server's keep-alive hint shortened it); and what its HTTP/2 streams
-/// tell it: start sweeping their deadlines (see `StreamDeadlines`).
+/// server's keep-alive hint shortened it); and what its HTTP/2 side tells
+/// it: start sweeping the streams' deadlines (see `StreamDeadlines`), or
+/// look at what the server's frames said (see `H2Signals`).
 ///
 /// One atomic word and one waker: the task wakes twice per request for
 /// hyper, and reads its orders with a load where a oneshot, a flag and
@@ -31,6 +33,7 @@ pub(crate) enum Order {
     Detach,
     Recheck,
     Sweep,
+    FramesSeen,
 }
 
 impl Orders {
@@ -50,14 +53,18 @@ impl Orders {
         self.give(SWEEP);
     }
 
+    pub(crate) fn frames_seen(&self) {
+        self.give(FRAMES_SEEN);
+    }
+
     fn give(&self, order: u8) {
         self.given.fetch_or(order, Ordering::AcqRel);
         self.task.wake();
     }
 
     /// The most pressing order given: close before detach before a
-    /// recheck before a sweep. Close and detach stay given; a recheck and
-    /// a sweep are taken once.
+    /// recheck, a sweep, new frames. Close and detach stay given; the
+    /// others are taken once each.
     pub(crate) fn poll(&self, cx: &mut Context<'_>) -> Poll<Order> {
         self.task.register(cx.waker());
         let given = self.given.load(Ordering::Acquire);
@@ -70,11 +77,14 @@ impl Orders {
         if given & DETACH != 0 {
             return Poll::Ready(Order::Detach);
         }
-        let (bit, order) = if given & RECHECK != 0 {
-            (RECHECK, Order::Recheck)
-        } else {
-            (SWEEP, Order::Sweep)
-        };
+        let (bit, order) = [
+            (RECHECK, Order::Recheck),
+            (SWEEP, Order::Sweep),
+            (FRAMES_SEEN, Order::FramesSeen),
+        ]
+        .into_iter()
+        .find(|(bit, _)| given & bit != 0)
+        .unwrap_or((RECHECK, Order::Recheck));
         self.given.fetch_and(!bit, Ordering::AcqRel);
         Poll::Ready(order)
     }
@@ -99,6 +109,9 @@ mod tests {
         orders.recheck();
         assert_eq!(taken(&orders), Poll::Ready(Order::Recheck));
         assert_eq!(taken(&orders), Poll::Ready(Order::Sweep));
+        assert_eq!(taken(&orders), Poll::Pending);
+        orders.frames_seen();
+        assert_eq!(taken(&orders), Poll::Ready(Order::FramesSeen));
         assert_eq!(taken(&orders), Poll::Pending);
         orders.detach();
         orders.close();
