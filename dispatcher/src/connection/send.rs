@@ -222,31 +222,27 @@ impl Call {
 
     /// Hands the request to hyper on the leased connection.
     fn start(&mut self) {
-        let (Some(lease), Some(request)) = (&mut self.lease, &mut self.request) else {
+        let (Some(lease), Some(mut request)) = (&mut self.lease, self.request.take()) else {
             unreachable!("started without a lease and a request")
         };
         let exchange = &self.exchange;
-        // Copied before `set_target` adds the `Host` header: a request
-        // without headers of its own then copies without allocating, and
-        // a replay goes through `set_target` again anyway.
-        let copy = if self.attempt < MAX_ATTEMPTS && may_replay(exchange, request, lease) {
-            crate::try_clone_request(request)
-        } else {
-            None
-        };
-        set_target(request, &self.shared, lease.is_h2());
+        // The copy takes the request's place while hyper has it, made in
+        // that place (a copy made aside would be moved in). It is made
+        // before `set_target` adds the `Host` header: a request without
+        // headers of its own then copies without allocating, and a replay
+        // goes through `set_target` again anyway. (Sending the copy
+        // instead would move a request once less, but the 1xx hook would
+        // then allocate the copy's extension map, where the request's,
+        // allocated by `dispatch()`, is reused.)
+        if self.attempt < MAX_ATTEMPTS && may_replay(exchange, &request, lease) {
+            self.request = crate::try_clone_request(&request);
+        }
+        set_target(&mut request, &self.shared, lease.is_h2());
         // hyper's HTTP/2 client never hands over a 1xx head: no hook
         // (two allocations) for a stream.
         if let Some(on_info) = exchange.on_info.as_ref().filter(|_| !lease.is_h2()) {
-            hook_informational(request, on_info.clone());
+            hook_informational(&mut request, on_info.clone());
         }
-        // The copy takes the request's place while hyper has it. (Sending
-        // the copy instead would move a request once less, but the 1xx
-        // hook would then allocate the copy's extension map, where the
-        // request's, allocated by `dispatch()`, is reused.)
-        let Some(request) = std::mem::replace(&mut self.request, copy) else {
-            unreachable!("the request is still here")
-        };
         // In flight: if this future is dropped now, the connection goes.
         lease.set_outcome(Outcome::Discard);
         let timeout = exchange.headers_timeout;
@@ -291,7 +287,6 @@ impl Call {
         let Some(mut lease) = self.lease.take() else {
             unreachable!("answered without a lease")
         };
-        let replay = self.request.take();
         let late = match (&answer, lease.sender()) {
             // The task ended the connection under a late head.
             (Some(_), Some(Sender::H1(_, deadline))) => {
@@ -301,12 +296,15 @@ impl Call {
         };
         match answer.filter(|_| !late) {
             Some(Ok(response)) => {
+                // The replay copy is dropped where it lies: moving it out
+                // first would copy a request's worth of bytes.
+                self.request = None;
                 let permit = self.permit.take();
                 self.exchange
                     .finish(response, lease, permit)
                     .map_err(Next::Fail)
             }
-            Some(Err(err)) => Err(self.failed(*err, lease, replay)),
+            Some(Err(err)) => Err(self.failed(*err, lease)),
             None => Err(Next::Fail(late_head(lease))),
         }
     }
@@ -316,12 +314,8 @@ impl Call {
     /// instruction cache.
     #[cold]
     #[inline(never)]
-    fn failed(
-        &mut self,
-        mut err: TrySendError<Request>,
-        mut lease: Lease,
-        replay: Option<Request>,
-    ) -> Next {
+    fn failed(&mut self, mut err: TrySendError<Request>, mut lease: Lease) -> Next {
+        let replay = self.request.take();
         if let Some(unsent) = err.take_message() {
             if self.attempt < MAX_ATTEMPTS {
                 return Next::Retry(Box::new(unsent));

@@ -167,6 +167,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, mut request: Request) -> Self::Future {
         if self.config.accept_encoding && !request.headers().contains_key(ACCEPT_ENCODING) {
             request.headers_mut().insert(

@@ -49,6 +49,7 @@ where
 {
     type Output = Result<Response, Error>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let max_size = *this.max_size;

@@ -293,6 +293,7 @@ where
 {
     type Output = Result<Response, Error>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let (mut state, hops) = match self.project().kind.project() {
             KindProj::Passthrough { future } => return future.poll(cx),

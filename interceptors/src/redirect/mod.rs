@@ -194,6 +194,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, request: Request) -> RedirectFuture<S, P> {
         let max = RequestOptions::of(&request)
             .and_then(RequestOptions::max_redirections_override)

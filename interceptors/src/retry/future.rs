@@ -387,6 +387,7 @@ where
 {
     type Output = Result<Response, Error>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
             KindProj::Passthrough { future } => future.poll(cx),

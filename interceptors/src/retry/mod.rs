@@ -178,6 +178,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, request: Request) -> RetryFuture<S, P> {
         let overrides = RequestOptions::of(&request).and_then(RequestOptions::retry_overrides);
         let options = match overrides {
