@@ -23,7 +23,9 @@ use crate::destination::Io;
 /// through `hyper_util::rt::TokioIo`.
 pub struct Connection {
     transport: Transport,
-    info: ConnectionInfo,
+    /// Boxed: hyper's HTTP/2 client moves a future holding the connection
+    /// into a new task for each request; read once per connection.
+    info: Box<ConnectionInfo>,
 }
 
 pub(crate) enum Transport {
@@ -40,12 +42,15 @@ impl Connection {
     pub fn new(io: impl Io, info: ConnectionInfo) -> Self {
         Connection {
             transport: Transport::Custom(Box::new(io)),
-            info,
+            info: Box::new(info),
         }
     }
 
     pub(crate) fn from_transport(transport: Transport, info: ConnectionInfo) -> Self {
-        Connection { transport, info }
+        Connection {
+            transport,
+            info: Box::new(info),
+        }
     }
 
     /// What is known about this connection.
