@@ -9,12 +9,12 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use futures_util::FutureExt;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper::client::conn::TrySendError;
+use pin_project_lite::pin_project;
 use tokio::sync::oneshot;
 
 use crate::error::Error;
@@ -27,7 +27,7 @@ use super::errors::{self, Phase};
 use super::gate::Permit;
 use super::lease::{Lease, Sender};
 use super::pool::{Checkout, Outcome, Shared};
-use super::stream_deadlines::{DueStream, PRECISE_UP_TO};
+use super::stream_deadlines::{DueStream, Late, PRECISE_UP_TO};
 
 /// Tries of one request: a connection that died before the request was
 /// written (or, for a replayable request, just after) gets the request
@@ -108,13 +108,54 @@ pub(crate) struct Call {
     attempt: u32,
 }
 
-/// hyper's answer to one attempt, `None` when the head came too late for
-/// an HTTP/2 stream's own timer. The error, rare, is boxed: the answer
-/// then moves in a few words instead of the size of a request.
-type Head = Option<Result<http::Response<Incoming>, Box<TrySendError<Request>>>>;
+/// hyper's answer to one attempt: the response head, or why there is
+/// none. The why, rare, is boxed: the answer then moves in the size of a
+/// response instead of a request's.
+type Head = Result<http::Response<Incoming>, Box<Unanswered>>;
 
-fn boxed_error(answer: Result<http::Response<Incoming>, TrySendError<Request>>) -> Head {
-    Some(answer.map_err(Box::new))
+/// Why an attempt has no response head.
+// Always boxed whole (in `Head`): the size of the small variant does not
+// matter.
+#[allow(clippy::large_enum_variant)]
+enum Unanswered {
+    /// hyper gave up on it (and may hand the request back).
+    Failed(TrySendError<Request>),
+    /// The head came too late for an HTTP/2 stream's own timer.
+    Late,
+}
+
+impl Late for Head {
+    fn late() -> Self {
+        Err(Box::new(Unanswered::Late))
+    }
+}
+
+pin_project! {
+    /// hyper's answer to one attempt as a [`Head`]. A future of its own
+    /// rather than `FutureExt::map` with a closure: through the closure
+    /// the response was copied four times more.
+    struct Answer<F> {
+        #[pin]
+        sending: F,
+    }
+}
+
+impl<F> Answer<F> {
+    fn new(sending: F) -> Self {
+        Answer { sending }
+    }
+}
+
+impl<F> Future for Answer<F>
+where
+    F: Future<Output = Result<http::Response<Incoming>, TrySendError<Request>>>,
+{
+    type Output = Head;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Head> {
+        let answer = ready!(self.project().sending.poll(cx));
+        Poll::Ready(answer.map_err(|err| Box::new(Unanswered::Failed(err))))
+    }
 }
 
 /// What an attempt that did not answer leaves to do.
@@ -257,25 +298,24 @@ impl Call {
                     // moment ago (HTTP/1 is ready at once when reused).
                     deadline.arm(taken + timeout);
                 }
-                Box::pin(tx.try_send_request(request).map(boxed_error))
+                Box::pin(Answer::new(tx.try_send_request(request)))
             }
             Some(Sender::H2(tx, deadlines)) => {
-                let sending = tx.try_send_request(request);
+                let sending = Answer::new(tx.try_send_request(request));
                 match timeout {
                     // A long timeout is swept by the connection's task, as
                     // undici's fast timers do (see `StreamDeadlines`).
                     Some(timeout) if timeout > PRECISE_UP_TO => {
-                        let due = DueStream::new(sending, deadlines.clone(), taken + timeout);
-                        Box::pin(due.map(|answer| answer.and_then(boxed_error)))
+                        Box::pin(DueStream::new(sending, deadlines.clone(), taken + timeout))
                     }
                     // Streams share the connection: each has its own
                     // timer, from the handover's clock read.
                     Some(timeout) => Box::pin(async move {
                         let due = taken + timeout;
-                        let answer = tokio::time::timeout_at(due, sending).await.ok()?;
-                        boxed_error(answer)
+                        let answer = tokio::time::timeout_at(due, sending).await;
+                        answer.unwrap_or_else(|_| Head::late())
                     }),
-                    None => Box::pin(sending.map(boxed_error)),
+                    None => Box::pin(sending),
                 }
             }
             None => unreachable!("a ready connection has its sender"),
@@ -287,15 +327,15 @@ impl Call {
         let Some(mut lease) = self.lease.take() else {
             unreachable!("answered without a lease")
         };
-        let late = match (&answer, lease.sender()) {
-            // The task ended the connection under a late head.
-            (Some(_), Some(Sender::H1(_, deadline))) => {
+        // The task ended the connection under a late head.
+        let late = match lease.sender() {
+            Some(Sender::H1(_, deadline)) => {
                 self.exchange.headers_timeout.is_some() && !deadline.disarm()
             }
-            (answer, _) => answer.is_none(),
+            _ => false,
         };
-        match answer.filter(|_| !late) {
-            Some(Ok(response)) => {
+        match answer {
+            Ok(response) if !late => {
                 // The replay copy is dropped where it lies: moving it out
                 // first would copy a request's worth of bytes.
                 self.request = None;
@@ -304,8 +344,11 @@ impl Call {
                     .finish(response, lease, permit)
                     .map_err(Next::Fail)
             }
-            Some(Err(err)) => Err(self.failed(*err, lease)),
-            None => Err(Next::Fail(late_head(lease))),
+            Err(unanswered) if !late => match *unanswered {
+                Unanswered::Failed(err) => Err(self.failed(err, lease)),
+                Unanswered::Late => Err(Next::Fail(late_head(lease))),
+            },
+            _ => Err(Next::Fail(late_head(lease))),
         }
     }
 

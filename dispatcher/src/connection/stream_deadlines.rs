@@ -115,7 +115,8 @@ impl StreamDeadlines {
 
 pin_project_lite::pin_project! {
     /// hyper's future of one HTTP/2 stream, with its head's deadline in
-    /// the connection's [`StreamDeadlines`]: `None` when the head is late.
+    /// the connection's [`StreamDeadlines`]: its answer, or [`Late::late`]
+    /// when the head is late.
     pub(crate) struct DueStream<F> {
         #[pin]
         sending: F,
@@ -156,14 +157,21 @@ impl<F> DueStream<F> {
     }
 }
 
-impl<F: Future> Future for DueStream<F> {
-    type Output = Option<F::Output>;
+/// An answer that can also say it came too late.
+pub(crate) trait Late {
+    /// The answer of a stream whose head is late.
+    fn late() -> Self;
+}
+
+/// The stream's answer passes through; a late head answers `late()`.
+impl<F: Future<Output: Late>> Future for DueStream<F> {
+    type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         if let Poll::Ready(answer) = this.sending.poll(cx) {
             *this.place = Place::Left;
-            return Poll::Ready(Some(answer));
+            return Poll::Ready(answer);
         }
         match std::mem::replace(this.place, Place::Left) {
             Place::Outside(deadlines) => {
@@ -172,7 +180,7 @@ impl<F: Future> Future for DueStream<F> {
             }
             Place::Entered(entered) => {
                 if entered.deadlines.check(entered.key, cx.waker()) {
-                    return Poll::Ready(None);
+                    return Poll::Ready(Late::late());
                 }
                 *this.place = Place::Entered(entered);
             }
@@ -189,6 +197,12 @@ mod tests {
     use super::super::orders::Order;
     use super::*;
 
+    impl<T> Late for Option<T> {
+        fn late() -> Self {
+            None
+        }
+    }
+
     fn deadlines() -> (Arc<StreamDeadlines>, Arc<Orders>) {
         let orders = Arc::new(Orders::default());
         (Arc::new(StreamDeadlines::new(orders.clone())), orders)
@@ -198,7 +212,11 @@ mod tests {
     async fn a_late_stream_is_woken_by_the_sweep_and_answers_none() {
         let (deadlines, orders) = deadlines();
         let due = Instant::now() + Duration::from_secs(2);
-        let mut stream = Box::pin(DueStream::new(pending::<()>(), deadlines.clone(), due));
+        let mut stream = Box::pin(DueStream::new(
+            pending::<Option<()>>(),
+            deadlines.clone(),
+            due,
+        ));
         let waker = futures_util::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
         assert!(stream.as_mut().poll(&mut cx).is_pending());
@@ -226,13 +244,17 @@ mod tests {
         let waker = futures_util::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
 
-        let mut dropped = Box::pin(DueStream::new(pending::<()>(), deadlines.clone(), due));
+        let mut dropped = Box::pin(DueStream::new(
+            pending::<Option<()>>(),
+            deadlines.clone(),
+            due,
+        ));
         assert!(dropped.as_mut().poll(&mut cx).is_pending());
         drop(dropped);
         assert!(!deadlines.sweep(due + TICK), "a dropped stream left");
 
         let mut answered = Box::pin(DueStream::new(
-            std::future::ready(7),
+            std::future::ready(Some(7)),
             deadlines.clone(),
             due,
         ));
