@@ -556,7 +556,9 @@ impl Exchange {
         }
         let options = &lease.shared().options;
         let found = ResponseHeaders::of(&parts.headers);
-        let content_length = found.content_length.and_then(parse_content_length);
+        // hyper has parsed and checked the content-length already: its
+        // body knows it.
+        let content_length = http_body::Body::size_hint(&incoming).exact();
         if let (Some(max), Some(length)) = (options.max_response_size, content_length) {
             if length > max {
                 return Err(exceeded_max_size(Some(max)));
@@ -673,7 +675,6 @@ fn check_headers(headers: &HeaderMap, names: &HeaderNames) -> Result<(), Error> 
 /// names (a response has a handful) rather than a hashed lookup each.
 #[derive(Default)]
 struct ResponseHeaders<'a> {
-    content_length: Option<&'a HeaderValue>,
     connection: Option<&'a HeaderValue>,
     keep_alive: Option<&'a HeaderValue>,
 }
@@ -682,9 +683,7 @@ impl<'a> ResponseHeaders<'a> {
     fn of(headers: &'a HeaderMap) -> Self {
         let mut found = ResponseHeaders::default();
         for (name, value) in headers {
-            let slot = if name == header::CONTENT_LENGTH {
-                &mut found.content_length
-            } else if name == header::CONNECTION {
+            let slot = if name == header::CONNECTION {
                 &mut found.connection
             } else if name == KEEP_ALIVE {
                 &mut found.keep_alive
@@ -696,10 +695,6 @@ impl<'a> ResponseHeaders<'a> {
         }
         found
     }
-}
-
-fn parse_content_length(value: &HeaderValue) -> Option<u64> {
-    value.to_str().ok()?.trim().parse().ok()
 }
 
 /// `strict_content_length`: a known body must match its content-length
