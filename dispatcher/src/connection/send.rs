@@ -109,24 +109,22 @@ pub(crate) struct Call {
 }
 
 /// hyper's answer to one attempt: the response head, or why there is
-/// none. The why, rare, is boxed: the answer then moves in the size of a
-/// response instead of a request's.
-type Head = Result<http::Response<Incoming>, Box<Unanswered>>;
+/// none.
+type Head = Result<http::Response<Incoming>, Unanswered>;
 
 /// Why an attempt has no response head.
-// Always boxed whole (in `Head`): the size of the small variant does not
-// matter.
-#[allow(clippy::large_enum_variant)]
 enum Unanswered {
-    /// hyper gave up on it (and may hand the request back).
-    Failed(TrySendError<Request>),
+    /// hyper gave up on it (and may hand the request back). Boxed, as it
+    /// is rare: the answer then moves in the size of a response instead
+    /// of a request's.
+    Failed(Box<TrySendError<Request>>),
     /// The head came too late for an HTTP/2 stream's own timer.
     Late,
 }
 
 impl Late for Head {
     fn late() -> Self {
-        Err(Box::new(Unanswered::Late))
+        Err(Unanswered::Late)
     }
 }
 
@@ -154,7 +152,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Head> {
         let answer = ready!(self.project().sending.poll(cx));
-        Poll::Ready(answer.map_err(|err| Box::new(Unanswered::Failed(err))))
+        Poll::Ready(answer.map_err(|err| Unanswered::Failed(Box::new(err))))
     }
 }
 
@@ -327,15 +325,18 @@ impl Call {
         let Some(mut lease) = self.lease.take() else {
             unreachable!("answered without a lease")
         };
-        // The task ended the connection under a late head.
+        // HTTP/1: the task ended the connection under a late head.
         let late = match lease.sender() {
             Some(Sender::H1(_, deadline)) => {
                 self.exchange.headers_timeout.is_some() && !deadline.disarm()
             }
             _ => false,
         };
+        if late {
+            return Err(Next::Fail(late_head(lease)));
+        }
         match answer {
-            Ok(response) if !late => {
+            Ok(response) => {
                 // The replay copy is dropped where it lies: moving it out
                 // first would copy a request's worth of bytes.
                 self.request = None;
@@ -344,11 +345,8 @@ impl Call {
                     .finish(response, lease, permit)
                     .map_err(Next::Fail)
             }
-            Err(unanswered) if !late => match *unanswered {
-                Unanswered::Failed(err) => Err(self.failed(err, lease)),
-                Unanswered::Late => Err(Next::Fail(late_head(lease))),
-            },
-            _ => Err(Next::Fail(late_head(lease))),
+            Err(Unanswered::Failed(err)) => Err(self.failed(*err, lease)),
+            Err(Unanswered::Late) => Err(Next::Fail(late_head(lease))),
         }
     }
 

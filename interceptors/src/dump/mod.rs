@@ -118,6 +118,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, request: Request) -> Self::Future {
         let max_size = RequestOptions::of(&request)
             .and_then(RequestOptions::dump_max_size_override)

@@ -123,6 +123,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, request: Request) -> Self::Future {
         ResponseFuture::new(self.inner.call(request), self.max_body_size)
     }
