@@ -74,13 +74,20 @@ impl FrameWatch {
     pub(crate) fn observe(&mut self, mut bytes: &[u8], signals: &H2Signals) {
         while !bytes.is_empty() {
             if self.header_len < FRAME_HEADER_LEN {
+                // Most frame headers arrive whole: read them where they lie.
+                if let (0, Some((header, rest))) = (self.header_len, bytes.split_first_chunk()) {
+                    self.header_len = FRAME_HEADER_LEN;
+                    bytes = rest;
+                    self.start_frame(*header, signals);
+                    continue;
+                }
                 let take = (FRAME_HEADER_LEN - self.header_len).min(bytes.len());
                 self.header[self.header_len..self.header_len + take]
                     .copy_from_slice(&bytes[..take]);
                 self.header_len += take;
                 bytes = &bytes[take..];
                 if self.header_len == FRAME_HEADER_LEN {
-                    self.start_frame(signals);
+                    self.start_frame(self.header, signals);
                 }
                 continue;
             }
@@ -96,8 +103,8 @@ impl FrameWatch {
         }
     }
 
-    fn start_frame(&mut self, signals: &H2Signals) {
-        let [l0, l1, l2, kind, flags, ..] = self.header;
+    fn start_frame(&mut self, header: [u8; FRAME_HEADER_LEN], signals: &H2Signals) {
+        let [l0, l1, l2, kind, flags, ..] = header;
         self.remaining = usize::from(l0) << 16 | usize::from(l1) << 8 | usize::from(l2);
         self.in_settings = kind == TYPE_SETTINGS && flags & FLAG_ACK == 0;
         self.entry_len = 0;
