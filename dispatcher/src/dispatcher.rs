@@ -128,10 +128,12 @@ where
     type Error = Error;
     type Future = S::Future;
 
+    #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.service.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, request: Request) -> Self::Future {
         self.service.call(request)
     }
@@ -246,10 +248,12 @@ impl Service<Request> for BoxDispatcher {
     type Error = Error;
     type Future = BoxFuture<'static, Result<Response, Error>>;
 
+    #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.service.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, request: Request) -> Self::Future {
         self.service.call(request)
     }
