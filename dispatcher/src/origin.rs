@@ -68,19 +68,6 @@ impl Origin {
         })
     }
 
-    /// The origin `uri` names, as it spells it and unchecked: equal to a
-    /// checked origin only when that spelling is the kept one (lowercase,
-    /// no default port, no userinfo), so a lookup among checked origins
-    /// either finds the right one or misses. `None` unless the scheme is
-    /// `http` or `https` and there is an authority.
-    pub(crate) fn as_written(uri: &Uri) -> Option<Origin> {
-        let https = https_scheme(uri.scheme_str()?)?;
-        Some(Origin {
-            scheme: scheme(https),
-            authority: uri.authority()?.clone(),
-        })
-    }
-
     /// Whether `uri` names this origin as it is kept (lowercase, without
     /// the default port): what a request routed by an Agent carries, so
     /// the pool's check need not build its origin again. False says
@@ -143,7 +130,7 @@ impl Origin {
 
 /// Whether a URL scheme is `https` (`Some(false)` for `http`); `None`
 /// for any other.
-fn https_scheme(name: &str) -> Option<bool> {
+pub(crate) fn https_scheme(name: &str) -> Option<bool> {
     match name {
         "http" => Some(false),
         "https" => Some(true),

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::hash::{Hash, Hasher};
 use std::pin::Pin;
 use std::sync::{Arc, RwLock, Weak};
 use std::task::{Context, Poll};
@@ -62,7 +63,9 @@ impl<D> Clone for Agent<D> {
 
 /// The dispatchers by origin. Every request hashes its key: foldhash
 /// (seeded per map) costs a fraction of std's SipHash on these few bytes.
-type Dispatchers<D> = HashMap<Key, D, foldhash::fast::RandomState>;
+/// hashbrown's map, for its lookup by an [`Equivalent`](hashbrown::Equivalent)
+/// key: a request is looked up by a [`Spelled`] key, borrowed from its URL.
+type Dispatchers<D> = hashbrown::HashMap<Key, D, foldhash::fast::RandomState>;
 
 struct Inner<D> {
     dispatchers: RwLock<Dispatchers<D>>,
@@ -74,10 +77,61 @@ struct Inner<D> {
 }
 
 /// An origin, and whether its requests refused HTTP/2.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct Key {
     origin: Origin,
     http1_only: bool,
+}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_key(self.origin.authority().as_str(), state);
+    }
+}
+
+/// What a [`Key`] and a [`Spelled`] one hash: the authority alone, which
+/// tells origins apart but for their scheme and `http1_only`, rarely
+/// different for one authority (such keys share a bucket, and equality
+/// still tells them apart). Equal keys, equal hashes.
+fn hash_key<H: Hasher>(authority: &str, state: &mut H) {
+    state.write(authority.as_bytes());
+}
+
+/// The key of a request as its URL spells it, unchecked and borrowed: it
+/// finds a dispatcher only when that spelling is the normalized one
+/// (every key in the map is), which spares the usual request the work,
+/// and the lookup copies nothing out of the URL (no reference count).
+struct Spelled<'a> {
+    https: bool,
+    authority: &'a str,
+    http1_only: bool,
+}
+
+impl<'a> Spelled<'a> {
+    /// `None` unless the scheme is `http` or `https` and there is an
+    /// authority.
+    fn of(request: &'a Request, http1_only: bool) -> Option<Spelled<'a>> {
+        let uri = request.uri();
+        Some(Spelled {
+            https: crate::origin::https_scheme(uri.scheme_str()?)?,
+            authority: uri.authority()?.as_str(),
+            http1_only,
+        })
+    }
+}
+
+impl Hash for Spelled<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_key(self.authority, state);
+    }
+}
+
+impl hashbrown::Equivalent<Key> for Spelled<'_> {
+    fn equivalent(&self, key: &Key) -> bool {
+        key.http1_only == self.http1_only
+            && key.origin.is_https() == self.https
+            && key.origin.authority().as_str() == self.authority
+    }
 }
 
 impl Key {
@@ -90,14 +144,6 @@ impl Key {
             ))
         })?;
         Ok(Key { origin, http1_only })
-    }
-
-    /// The key of `request` as its URL spells it, unchecked: it finds a
-    /// dispatcher only when that spelling is the normalized one (every
-    /// key in the map is), which spares the usual request the work.
-    fn as_written(request: &Request, http1_only: bool) -> Option<Key> {
-        let origin = Origin::as_written(request.uri())?;
-        Some(Key { origin, http1_only })
     }
 }
 
@@ -235,7 +281,7 @@ impl<D> AgentBuilder<D> {
         pool.budget = self.max_total_connections.map(ConnectionBudget::new);
         Agent {
             inner: Arc::new(Inner {
-                dispatchers: RwLock::new(HashMap::default()),
+                dispatchers: RwLock::new(Dispatchers::default()),
                 factory: self.factory,
                 pool,
                 max_origins: self.max_origins,
@@ -280,7 +326,7 @@ impl<D: Dispatcher> Inner<D> {
     fn route(self: &Arc<Self>, request: Request) -> Routed<D> {
         let http1_only =
             RequestOptions::of(&request).and_then(RequestOptions::allow_h2_override) == Some(false);
-        if let Some(key) = Key::as_written(&request, http1_only) {
+        if let Some(key) = Spelled::of(&request, http1_only) {
             if let Some(dispatcher) = self.read().get(&key) {
                 return Routed::new(dispatcher.clone(), request);
             }
@@ -446,5 +492,38 @@ impl<D> fmt::Debug for Agent<D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let origins: Vec<String> = self.inner.read().keys().map(Key::to_string).collect();
         f.debug_struct("Agent").field("origins", &origins).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::hash::BuildHasher;
+
+    use hashbrown::Equivalent;
+
+    use super::*;
+
+    fn request(url: &str) -> Request {
+        http::Request::get(url).body(crate::Body::empty()).unwrap()
+    }
+
+    #[test]
+    fn a_spelled_key_hashes_and_compares_as_the_key_it_names() {
+        let hasher = foldhash::fast::RandomState::default();
+        let kept = request("https://example.com:8443/a");
+        let key = Key::of(&kept, false).unwrap();
+        let spelled = Spelled::of(&kept, false).unwrap();
+        assert_eq!(hasher.hash_one(&spelled), hasher.hash_one(&key));
+        assert!(spelled.equivalent(&key));
+        // The same authority under another scheme, or HTTP/1 only, is
+        // another key.
+        let http = request("http://example.com:8443/a");
+        assert!(!Spelled::of(&http, false).unwrap().equivalent(&key));
+        assert!(!Spelled::of(&kept, true).unwrap().equivalent(&key));
+        // A spelling that is not the kept one misses, and is normalized.
+        let upper = request("https://EXAMPLE.com:8443/a");
+        assert!(!Spelled::of(&upper, false).unwrap().equivalent(&key));
+        assert_eq!(Key::of(&upper, false).unwrap(), key);
+        assert!(Spelled::of(&request("ftp://example.com/"), false).is_none());
     }
 }
