@@ -216,10 +216,19 @@ impl EventBus {
                 .any(|(_, parent)| parent.load(Ordering::Acquire) > 0)
     }
 
-    /// Emits an event that starts here.
+    /// Emits an event that starts here. Inline, as a pool at its limit
+    /// considers a `drain` with nearly every response, which usually
+    /// nobody hears: the check costs no call.
+    #[inline]
     pub(crate) fn emit(&self, kind: EventKind, origin: &Origin, error: Option<Arc<Error>>) {
         let receivers = self.subscribers.load(Ordering::Acquire);
-        if receivers == 0 || (kind == EventKind::Drain && !self.drain_heard(receivers)) {
+        if receivers > 0 {
+            self.send(kind, origin, error, receivers);
+        }
+    }
+
+    fn send(&self, kind: EventKind, origin: &Origin, error: Option<Arc<Error>>, receivers: usize) {
+        if kind == EventKind::Drain && !self.drain_heard(receivers) {
             return;
         }
         let _ = self.tx.send(Event {
