@@ -112,29 +112,28 @@ impl ContentRange {
 
 /// Wraps the body of a successful response so that it resumes when it
 /// breaks off; a response that cannot be resumed (no strong ETag, a HEAD,
-/// an empty body, a request that may not be sent again) is returned as it
-/// is, at no cost.
-pub(crate) fn resumable<S, P>(response: Response, attempts: Pin<&mut Attempts<S, P>>) -> Response
+/// an empty body, a request that may not be sent again) is left as it
+/// is, at no cost (it is not even moved).
+pub(crate) fn resume_on_break<S, P>(response: &mut Response, attempts: Pin<&mut Attempts<S, P>>)
 where
     S: Service<Request, Response = Response, Error = Error> + Clone + Send + 'static,
     S::Future: Send + 'static,
     P: RetryPolicy,
 {
     let Some(method) = attempts.retryable_method() else {
-        return response;
+        return;
     };
-    let Some(checkpoint) = Checkpoint::of(&response, method) else {
-        return response;
+    let Some(checkpoint) = Checkpoint::of(response, method) else {
+        return;
     };
     let attempts = attempts.detach();
-    response.map(|body| {
-        Body::wrap(ResumableBody {
-            body: Some(body),
-            checkpoint,
-            resuming: false,
-            attempts,
-        })
-    })
+    let body = std::mem::take(response.body_mut());
+    *response.body_mut() = Body::wrap(ResumableBody {
+        body: Some(body),
+        checkpoint,
+        resuming: false,
+        attempts,
+    });
 }
 
 pin_project! {

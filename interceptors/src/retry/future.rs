@@ -395,10 +395,11 @@ where
                 mut attempts,
                 throw_on_error,
             } => loop {
-                let response = ready!(attempts.as_mut().poll_response(cx))?;
+                let mut response = ready!(attempts.as_mut().poll_response(cx))?;
                 let status = response.status();
                 if status.as_u16() < 300 {
-                    return Poll::Ready(Ok(body::resumable(response, attempts.as_mut())));
+                    body::resume_on_break(&mut response, attempts.as_mut());
+                    return Poll::Ready(Ok(response));
                 }
                 if !*throw_on_error || !attempts.options().is_retryable_status(status) {
                     return Poll::Ready(Ok(response));
