@@ -58,7 +58,9 @@ impl RequestOptions {
         RequestOptions::default()
     }
 
-    /// The options of `request`, or none.
+    /// The options of `request`, or none. Inline: every layer asks, and a
+    /// request without extensions answers in a test of one pointer.
+    #[inline]
     pub fn of(request: &Request) -> Option<&RequestOptions> {
         request.extensions().get::<RequestOptions>()
     }

@@ -91,11 +91,13 @@ impl Controller {
     }
 
     /// True once [`abort`](Self::abort) was called (undici's `aborted`).
+    #[inline]
     pub fn is_aborted(&self) -> bool {
         self.shared.aborted.load(Ordering::SeqCst)
     }
 
     /// True while paused (undici's `paused`).
+    #[inline]
     pub fn is_paused(&self) -> bool {
         self.shared.paused.load(Ordering::SeqCst)
     }
@@ -107,11 +109,13 @@ impl Controller {
 
     /// Registers the driver's waker; call before checking the flags so
     /// that a `resume` or `abort` in between is not lost.
+    #[inline]
     pub(super) fn register(&self, waker: &Waker) {
         self.shared.driver.register(waker);
     }
 
     /// The abort reason, if the request was aborted.
+    #[inline]
     pub(super) fn aborted(&self) -> Option<Error> {
         if !self.is_aborted() {
             return None;
@@ -125,11 +129,17 @@ impl Controller {
         OnInfo::from_sink(self.shared.clone())
     }
 
-    /// The oldest 1xx head not yet handed to the handler.
+    /// The oldest 1xx head not yet handed to the handler. The check is
+    /// inline: the driver asks on every poll, and there rarely is one.
+    #[inline]
     pub(super) fn take_informational(&self) -> Option<Informational> {
         if !self.shared.informational_queued.load(Ordering::SeqCst) {
             return None;
         }
+        self.take_queued_informational()
+    }
+
+    fn take_queued_informational(&self) -> Option<Informational> {
         let mut queue = lock(&self.shared.informational);
         let info = queue.pop_front();
         if queue.is_empty() {
@@ -141,6 +151,7 @@ impl Controller {
     }
 
     /// The exchange is over: later aborts are ignored.
+    #[inline]
     pub(super) fn finish(&self) {
         self.shared.done.store(true, Ordering::SeqCst);
     }
