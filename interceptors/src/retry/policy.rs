@@ -127,7 +127,9 @@ impl RetryOptions {
         self.jitter
     }
 
-    /// True when `method` is one of [`methods`](Self::methods).
+    /// True when `method` is one of [`methods`](Self::methods). Inline:
+    /// every request asks, from the layer's generic `call`.
+    #[inline]
     pub fn is_retryable_method(&self, method: &Method) -> bool {
         self.methods.contains(method)
     }
