@@ -73,7 +73,8 @@ impl Origin {
     /// the pool's check need not build its origin again. False says
     /// nothing: `uri` may still name it in another spelling.
     pub(crate) fn is_spelled_in(&self, uri: &Uri) -> bool {
-        uri.scheme_str() == Some(self.scheme.as_str())
+        // Schemes compare as the parsed kinds they are, not as strings.
+        uri.scheme() == Some(&self.scheme)
             && uri.authority().map(Authority::as_str) == Some(self.authority.as_str())
     }
 

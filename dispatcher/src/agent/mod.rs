@@ -99,10 +99,11 @@ fn hash_key<H: Hasher>(authority: &str, state: &mut H) {
 
 /// The key of a request as its URL spells it, unchecked and borrowed: it
 /// finds a dispatcher only when that spelling is the normalized one
-/// (every key in the map is), which spares the usual request the work,
-/// and the lookup copies nothing out of the URL (no reference count).
+/// (every key in the map is: [`Origin::is_spelled_in`] says which), which
+/// spares the usual request the work, and the lookup copies nothing out
+/// of the URL (no reference count).
 struct Spelled<'a> {
-    https: bool,
+    uri: &'a http::Uri,
     authority: &'a str,
     http1_only: bool,
 }
@@ -112,8 +113,9 @@ impl<'a> Spelled<'a> {
     /// authority.
     fn of(request: &'a Request, http1_only: bool) -> Option<Spelled<'a>> {
         let uri = request.uri();
+        crate::origin::https_scheme(uri.scheme_str()?)?;
         Some(Spelled {
-            https: crate::origin::https_scheme(uri.scheme_str()?)?,
+            uri,
             authority: uri.authority()?.as_str(),
             http1_only,
         })
@@ -128,9 +130,7 @@ impl Hash for Spelled<'_> {
 
 impl hashbrown::Equivalent<Key> for Spelled<'_> {
     fn equivalent(&self, key: &Key) -> bool {
-        key.http1_only == self.http1_only
-            && key.origin.is_https() == self.https
-            && key.origin.authority().as_str() == self.authority
+        key.http1_only == self.http1_only && key.origin.is_spelled_in(self.uri)
     }
 }
 
