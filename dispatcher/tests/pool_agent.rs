@@ -12,8 +12,8 @@ use futures_util::future::join_all;
 use tower::ServiceExt;
 use undici_dispatcher::connectors::ConnectOptions;
 use undici_dispatcher::{
-    Agent, Balance, BalancedPool, Body, Dispatcher, DispatcherExt, EventKind, Pool, RequestOptions,
-    RoundRobinPool,
+    Agent, Balance, BalancedPool, Body, Dispatcher, DispatcherExt, Error, EventKind, Pool,
+    RequestOptions, RoundRobinPool,
 };
 use undici_test_support::{body, handlers, Gate, RawServer, TestPki, TestServer};
 
@@ -64,6 +64,35 @@ async fn the_queue_drains_in_fifo_order() {
     }
     let expected: Vec<String> = (0..50).map(|i| format!("/{i}")).collect();
     assert_eq!(*arrivals.lock().unwrap(), expected);
+}
+
+#[tokio::test]
+async fn request_takes_its_place_in_line_when_it_is_made() {
+    let arrivals = Arc::new(Mutex::new(Vec::new()));
+    let log = arrivals.clone();
+    let server = TestServer::http1(move |req| {
+        log.lock().unwrap().push(req.uri().path().to_owned());
+        async { http::Response::new(body::full("ok")) }
+    })
+    .await;
+    let pool = Pool::builder().connections(1).build(server.url()).unwrap();
+    // As undici's `request()`: made first, served first, even when the
+    // later one is polled first.
+    let first = pool.request(get("/first"));
+    let second = pool.request(get("/second"));
+    let both = futures_util::future::join(read_text(second), read_text(first));
+    let (second, first) = within(PATIENCE, both).await;
+    assert_eq!(
+        (first.unwrap(), second.unwrap()),
+        ("ok".into(), "ok".into())
+    );
+    assert_eq!(*arrivals.lock().unwrap(), ["/first", "/second"]);
+}
+
+async fn read_text(
+    sending: impl std::future::Future<Output = Result<undici_dispatcher::Response, Error>>,
+) -> Result<String, Error> {
+    sending.await?.into_body().text().await
 }
 
 #[tokio::test]

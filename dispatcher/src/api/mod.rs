@@ -84,6 +84,11 @@ pub trait DispatcherExt:
     /// undici's `request()`: sends the request and answers the response,
     /// whose body is still to be read (or dumped). A `CONNECT` request is
     /// refused (`UND_ERR_INVALID_ARG`): use [`connect`](Self::connect).
+    ///
+    /// As in undici, the request starts when this is called: a ready
+    /// dispatcher is called at once, so the request takes its place in
+    /// line (a connection, or the queue) before the future is first
+    /// polled. One that is not ready is waited for when it is polled.
     fn request(&self, request: Request) -> impl Future<Output = Result<Response, Error>> + Send {
         request::request(self.clone(), request)
     }
