@@ -1,6 +1,7 @@
 //! What the dispatchers over dispatchers (Agent, BalancedPool,
 //! FactoryPool) share: [`Routed`], a request handed to one of their
-//! dispatchers, and [`RouterState`], their own closed and destroyed flags
+//! dispatchers (also `request()`'s future over any dispatcher), and
+//! [`RouterState`], their own closed and destroyed flags
 //! with `close` and `destroy` carried to every dispatcher they hold.
 //!
 //! undici's `dispatch` queues a request at once, so a `close` that comes
@@ -40,7 +41,10 @@ impl<D> Routed<D>
 where
     D: Service<Request, Response = Response, Error = Error>,
 {
-    /// Calls `dispatcher` now if it is ready, else waits for it.
+    /// Calls `dispatcher` now if it is ready, else waits for it. Inline:
+    /// the request then goes from the caller into `call` without a copy
+    /// of its own.
+    #[inline]
     pub(crate) fn new(mut dispatcher: D, request: Request) -> Self {
         // A first look at readiness; the future polls again with its
         // own waker if this says Pending.
@@ -69,6 +73,7 @@ where
 {
     type Output = Result<Response, Error>;
 
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         loop {
             match self.as_mut().project() {
