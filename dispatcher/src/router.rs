@@ -1,6 +1,7 @@
 //! What the dispatchers over dispatchers (Agent, BalancedPool,
 //! FactoryPool) share: [`Routed`], a request handed to one of their
-//! dispatchers (also `request()`'s future over any dispatcher), and
+//! dispatchers (also how `request()` and `stream()` call any
+//! dispatcher), and
 //! [`RouterState`], their own closed and destroyed flags
 //! with `close` and `destroy` carried to every dispatcher they hold.
 //!

@@ -221,17 +221,6 @@ impl<S> DispatcherExt for S where
 {
 }
 
-/// Waits for `service` to be ready, then calls it: tower's `oneshot`
-/// without its state machine around the request, which moves the request
-/// (a few hundred bytes) once more per poll state.
-async fn ready_call<S>(mut service: S, request: Request) -> Result<Response, Error>
-where
-    S: Service<Request, Response = Response, Error = Error>,
-{
-    std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
-    service.call(request).await
-}
-
 /// `UND_ERR_INVALID_ARG` for a CONNECT sent through an API that is not
 /// `connect()`, as undici's `invalid method`.
 fn refuse_connect(request: &http::Request<impl Sized>, api: &str) -> Result<(), Error> {

@@ -8,6 +8,7 @@ use tower_service::Service;
 
 use crate::error::{BoxError, Error, ErrorKind};
 use crate::options::Opaque;
+use crate::router::Routed;
 use crate::{Request, Response};
 
 /// What a [`stream`](crate::DispatcherExt::stream) factory sees: the
@@ -47,7 +48,7 @@ where
 {
     super::refuse_connect(&request, "stream")?;
     let sent_opaque = super::opaque_of(&request);
-    let response = super::ready_call(service, request).await?;
+    let response = Routed::new(service, request).await?;
     let opaque = super::response_opaque(&response, sent_opaque);
     let (parts, mut body) = response.into_parts();
     let head = StreamFactoryData {
