@@ -1,9 +1,9 @@
 //! What the dispatchers over dispatchers (Agent, BalancedPool,
 //! FactoryPool) share: [`Routed`], a request handed to one of their
 //! dispatchers (also how `request()` and `stream()` call any
-//! dispatcher), and
-//! [`RouterState`], their own closed and destroyed flags
-//! with `close` and `destroy` carried to every dispatcher they hold.
+//! dispatcher), and [`RouterState`], their own closed and destroyed
+//! flags with `close` and `destroy` carried to every dispatcher they
+//! hold.
 //!
 //! undici's `dispatch` queues a request at once, so a `close` that comes
 //! later lets it finish. To keep that through a router, the request is
