@@ -43,8 +43,8 @@ async fn the_connections_limit_holds_under_a_thousand_concurrent_requests() {
     );
 }
 
-#[tokio::test]
-async fn the_queue_drains_in_fifo_order() {
+/// A server answering "ok" that logs each request's path as it arrives.
+async fn path_logging_server() -> (TestServer, Arc<Mutex<Vec<String>>>) {
     let arrivals = Arc::new(Mutex::new(Vec::new()));
     let log = arrivals.clone();
     let server = TestServer::http1(move |req| {
@@ -52,6 +52,12 @@ async fn the_queue_drains_in_fifo_order() {
         async { http::Response::new(body::full("ok")) }
     })
     .await;
+    (server, arrivals)
+}
+
+#[tokio::test]
+async fn the_queue_drains_in_fifo_order() {
+    let (server, arrivals) = path_logging_server().await;
     let pool = Pool::builder().connections(1).build(server.url()).unwrap();
     // join_all polls in order: each request takes its place in line in the
     // order it was made.
@@ -68,13 +74,7 @@ async fn the_queue_drains_in_fifo_order() {
 
 #[tokio::test]
 async fn request_takes_its_place_in_line_when_it_is_made() {
-    let arrivals = Arc::new(Mutex::new(Vec::new()));
-    let log = arrivals.clone();
-    let server = TestServer::http1(move |req| {
-        log.lock().unwrap().push(req.uri().path().to_owned());
-        async { http::Response::new(body::full("ok")) }
-    })
-    .await;
+    let (server, arrivals) = path_logging_server().await;
     let pool = Pool::builder().connections(1).build(server.url()).unwrap();
     // As undici's `request()`: made first, served first, even when the
     // later one is polled first.

@@ -104,7 +104,6 @@ fn hash_key<H: Hasher>(authority: &str, state: &mut H) {
 /// of the URL (no reference count).
 struct Spelled<'a> {
     uri: &'a http::Uri,
-    authority: &'a str,
     http1_only: bool,
 }
 
@@ -114,17 +113,18 @@ impl<'a> Spelled<'a> {
     fn of(request: &'a Request, http1_only: bool) -> Option<Spelled<'a>> {
         let uri = request.uri();
         crate::origin::https_scheme(uri.scheme_str()?)?;
-        Some(Spelled {
-            uri,
-            authority: uri.authority()?.as_str(),
-            http1_only,
-        })
+        uri.authority()?;
+        Some(Spelled { uri, http1_only })
     }
 }
 
 impl Hash for Spelled<'_> {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        hash_key(self.authority, state);
+        let authority = self
+            .uri
+            .authority()
+            .map_or("", http::uri::Authority::as_str);
+        hash_key(authority, state);
     }
 }
 
