@@ -21,8 +21,9 @@
 //! hyper-util's: its legacy client has no per-origin cap and none of
 //! undici's semantics, and its `client::pool` services (`cache`,
 //! `singleton`, `negotiate`, `map`) carry no FIFO queue, stats, events,
-//! keep-alive hints or connection lifetimes. hyper-util's `TokioIo`,
-//! `TokioExecutor` and `TokioTimer` are used as they are. Two things hyper
+//! keep-alive hints or connection lifetimes. hyper-util's `TokioIo` and
+//! `TokioTimer` are used as they are; HTTP/2 spawns its per-request
+//! futures boxed, as hyper-util's legacy client does. Two things hyper
 //! does not tell are read off the wire: an HTTP/2 server's
 //! `SETTINGS_MAX_CONCURRENT_STREAMS` and its GOAWAY (the pool sizes its
 //! streams by the first and retires the connection at the second).

@@ -4,6 +4,7 @@
 mod body;
 mod budget;
 mod errors;
+mod executor;
 mod gate;
 mod h2_frames;
 mod h2_io;

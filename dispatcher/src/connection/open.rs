@@ -7,7 +7,7 @@ use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 
 use hyper::client::conn::{http1, http2};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 use undici_connectors::Connection;
@@ -16,6 +16,7 @@ use crate::error::{Error, SocketInfo};
 use crate::Body;
 
 use super::errors::{self, Phase};
+use super::executor::BoxingExecutor;
 use super::h2_frames::H2Signals;
 use super::h2_io::{H2Io, KillSwitch};
 use super::head_deadline::{Due, HeadDeadline};
@@ -89,7 +90,7 @@ async fn handshake_h1(shared: Arc<Shared>, connection: Connection, socket: Socke
 
 async fn handshake_h2(shared: Arc<Shared>, connection: Connection, socket: SocketInfo) {
     let options = &shared.options;
-    let mut builder = http2::Builder::new(TokioExecutor::new());
+    let mut builder = http2::Builder::new(BoxingExecutor);
     // One stream until the server's SETTINGS say how many it takes, as
     // undici holds a new session busy until then: streams opened beyond
     // the server's limit would be refused.
