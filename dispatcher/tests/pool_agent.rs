@@ -7,13 +7,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{get, get_text, within, PATIENCE};
+use common::{get, get_text, read_text, within, PATIENCE};
 use futures_util::future::join_all;
 use tower::ServiceExt;
 use undici_dispatcher::connectors::ConnectOptions;
 use undici_dispatcher::{
-    Agent, Balance, BalancedPool, Body, Dispatcher, DispatcherExt, Error, EventKind, Pool,
-    RequestOptions, RoundRobinPool,
+    Agent, Balance, BalancedPool, Body, Dispatcher, DispatcherExt, EventKind, Pool, RequestOptions,
+    RoundRobinPool,
 };
 use undici_test_support::{body, handlers, Gate, RawServer, TestPki, TestServer};
 
@@ -87,12 +87,6 @@ async fn request_takes_its_place_in_line_when_it_is_made() {
         ("ok".into(), "ok".into())
     );
     assert_eq!(*arrivals.lock().unwrap(), ["/first", "/second"]);
-}
-
-async fn read_text(
-    sending: impl std::future::Future<Output = Result<undici_dispatcher::Response, Error>>,
-) -> Result<String, Error> {
-    sending.await?.into_body().text().await
 }
 
 #[tokio::test]

@@ -14,8 +14,15 @@ pub fn get(path: &str) -> Request {
 
 /// Sends a GET and reads the body as text.
 pub async fn get_text<D: DispatcherExt>(dispatcher: &D, path: &str) -> Result<String, Error> {
-    let response = dispatcher.request(get(path)).await?;
-    response.into_body().text().await
+    read_text(dispatcher.request(get(path))).await
+}
+
+/// Waits for the response of a request already made, and reads its body
+/// as text.
+pub async fn read_text(
+    sending: impl Future<Output = Result<Response, Error>>,
+) -> Result<String, Error> {
+    sending.await?.into_body().text().await
 }
 
 /// Sends a GET and answers the response head.
