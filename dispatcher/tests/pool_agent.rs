@@ -540,19 +540,30 @@ async fn load_moves_away_and_back(balance: Balance) {
     })
     .await;
 
-    // Once it recovers, load comes back: 40 rounds of 16 concurrent
-    // requests, so that requests in flight weigh on the cost as well.
+    // Once it recovers, load comes back: rounds of 16 concurrent requests,
+    // so that requests in flight weigh on the cost as well, until it has
+    // served 150 (exploration alone would send it one in a hundred, 32 of
+    // the 3200 allowed). Peak EWMA counted each failure as a one-second
+    // answer, which it forgets over ten seconds: two minutes pass first
+    // (the pool is idle, so the clock can jump), and the first request
+    // exploration sends it shows it fast again.
     broken.store(false, Ordering::SeqCst);
-    for _ in 0..40 {
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(120)).await;
+    tokio::time::resume();
+    let mut rounds = 0;
+    while flaky_served.load(Ordering::SeqCst) <= 150 && rounds < 200 {
         let round = (0..16).map(|_| get_text(&pool, "/"));
         for result in futures_util::future::join_all(round).await {
             result.unwrap();
         }
+        rounds += 1;
     }
     let recovered = flaky_served.load(Ordering::SeqCst);
     assert!(
         recovered > 150,
-        "the recovered upstream served {recovered} of 640"
+        "the recovered upstream served {recovered} of {}",
+        rounds * 16
     );
 }
 
@@ -564,6 +575,40 @@ async fn weighted_round_robin_moves_load_away_from_a_resetting_upstream_and_back
 #[tokio::test]
 async fn peak_ewma_moves_load_away_from_a_resetting_upstream_and_back() {
     load_moves_away_and_back(Balance::PeakEwma).await;
+}
+
+#[tokio::test]
+async fn peak_ewma_keeps_a_slow_upstream_before_a_resetting_one() {
+    // Resets come back at once. Were they not counted as slow, the
+    // resetting upstream would keep its first estimate (1 ms, at most
+    // 100 ms once its weight scales it) and look cheaper than one that
+    // answers in 120 ms.
+    let slow = TestServer::http1(|req| async move {
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        handlers::hello(req).await
+    })
+    .await;
+    let broken = Arc::new(AtomicBool::new(true));
+    let (reset, served) = (Arc::default(), Arc::default());
+    let flaky = flaky_upstream(broken, reset, served).await;
+    let pool = BalancedPool::builder()
+        .balance(Balance::PeakEwma)
+        .build([slow.url(), flaky.url()])
+        .unwrap();
+    let mut failures = 0;
+    for _ in 0..8 {
+        let round = (0..4).map(|_| get_text(&pool, "/"));
+        for result in futures_util::future::join_all(round).await {
+            failures += usize::from(result.is_err());
+        }
+    }
+    // The first round finds both alike and splits; after it, only
+    // exploration (one in a hundred) sends a request to the resets.
+    assert!(
+        failures <= 8,
+        "{failures} of 32 requests went to the resetting upstream"
+    );
+    assert!(slow.requests_served() >= 24);
 }
 
 /// Waits until `check` holds, yielding in between; fails after PATIENCE.

@@ -18,6 +18,13 @@ const DECAY: Duration = Duration::from_secs(10);
 /// tried soon.
 const DEFAULT_RTT: Duration = Duration::from_millis(1);
 
+/// What a request that failed on a connection error counts as. A reset
+/// comes back faster than any answer: not counted, a failing upstream
+/// kept its first estimate while a healthy one's peaks rose past it, and
+/// drew the load back. Counted as this slow, it is tried only by
+/// exploration until its fast answers wear the peak down (`DECAY`).
+pub(super) const FAILURE_RTT: Duration = Duration::from_secs(1);
+
 #[derive(Debug)]
 pub(super) struct Load {
     in_flight: AtomicUsize,
@@ -67,6 +74,11 @@ impl Load {
         estimate.updated = now;
     }
 
+    /// A request ended on a connection error: a peak of `FAILURE_RTT`.
+    pub(super) fn fail(&self) {
+        self.end(Some(FAILURE_RTT));
+    }
+
     /// The cost of one more request: the latency estimate times the
     /// requests in flight, plus one.
     pub(super) fn cost(&self) -> f64 {
@@ -99,6 +111,17 @@ mod tests {
         load.start();
         load.end(Some(Duration::from_millis(50)));
         assert!(load.cost() > before * 10.0);
+    }
+
+    #[test]
+    fn a_failure_costs_more_than_a_slow_answer() {
+        let failing = Load::new();
+        let slow = Load::new();
+        failing.start();
+        failing.fail();
+        slow.start();
+        slow.end(Some(Duration::from_millis(500)));
+        assert!(failing.cost() > slow.cost());
     }
 
     #[test]

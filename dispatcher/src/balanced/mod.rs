@@ -46,7 +46,11 @@ pub enum Balance {
     WeightedRoundRobin,
     /// Beyond undici: power of two choices over peak EWMA latency, as
     /// tower's `balance`, with the same weights scaling each upstream's
-    /// cost, so a failing upstream stops looking cheap.
+    /// cost. A request that fails on a connection error counts as a
+    /// one-second answer, so a failing upstream never looks cheap: it
+    /// gets only what exploration sends it (one request in fifty goes to
+    /// a random upstream) until its fast answers wear that peak down (the
+    /// estimate forgets over about ten seconds).
     PeakEwma,
 }
 
@@ -539,12 +543,11 @@ impl<D> InFlight<D> {
                 upstream.load.end(Some(self.started.elapsed()));
                 upstream.adjust(self.penalty, self.max_weight);
             }
-            Err(err) => {
-                upstream.load.end(None);
-                if is_connection_error(err) {
-                    upstream.adjust(-self.penalty, self.max_weight);
-                }
+            Err(err) if is_connection_error(err) => {
+                upstream.load.fail();
+                upstream.adjust(-self.penalty, self.max_weight);
             }
+            Err(_) => upstream.load.end(None),
         }
     }
 }
