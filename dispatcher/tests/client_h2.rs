@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use common::{get, get_text, within, PATIENCE};
-use undici_dispatcher::{Body, Client, Dispatcher, DispatcherExt, EventKind, Pool};
+use undici_dispatcher::{Body, Client, Dispatcher, DispatcherExt, EventKind, Pool, RequestOptions};
 use undici_test_support::{body, handlers, Gate, TestPki, TestServer};
 
 #[tokio::test]
@@ -251,10 +251,17 @@ async fn stalling_h2c(headers_timeout: std::time::Duration) -> (TestServer, Clie
 async fn a_late_head_times_out_its_stream_alone() {
     // A stream's headers timeout ends that stream: the connection, and the
     // streams on it that the server answers, carry on.
-    let (server, client) = stalling_h2c(std::time::Duration::from_millis(200)).await;
+    // The short timeout on the stalled stream alone: the others' answers
+    // (the first with the h2c handshake) need not beat it on a busy
+    // machine.
+    let (server, client) = stalling_h2c(std::time::Duration::from_secs(30)).await;
+    let stall = http::Request::get("/stall")
+        .extension(RequestOptions::new().headers_timeout(std::time::Duration::from_millis(200)))
+        .body(Body::empty())
+        .unwrap();
     let stalled = {
         let client = client.clone();
-        tokio::spawn(async move { client.request(get("/stall")).await })
+        tokio::spawn(async move { client.request(stall).await })
     };
     assert_eq!(get_text(&client, "/").await.unwrap(), "ok");
     let started = std::time::Instant::now();

@@ -554,7 +554,7 @@ async fn body_timeout_counts_the_servers_silence_not_the_readers_pauses() {
     })
     .await;
     let client = Client::builder()
-        .body_timeout(Duration::from_millis(200))
+        .body_timeout(Duration::from_millis(500))
         .build(server.url())
         .unwrap();
     let mut body = client.request(get("/")).await.unwrap().into_body();
@@ -562,7 +562,7 @@ async fn body_timeout_counts_the_servers_silence_not_the_readers_pauses() {
     assert_eq!(first.into_data().unwrap(), "first ");
     // The reader is away longer than the body timeout (this sleep is the
     // behaviour under test); the server sends the rest as soon as asked.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     tx.send(()).await.unwrap();
     let second = within(PATIENCE, body.frame()).await.unwrap().unwrap();
     assert_eq!(second.into_data().unwrap(), "second");

@@ -814,10 +814,11 @@ async fn the_server_is_held_back_while_the_decoded_body_is_not_read() {
 
     // While the caller does not read, the server gets nowhere near the
     // end: a body decoded ahead into memory would let it send everything
-    // in a fraction of this time.
+    // in a fraction of this time. (What it does send fills the sockets'
+    // buffers: about 4.5 MB on loopback here, which the kernel sizes.)
     let held = tokio::time::timeout(
         Duration::from_secs(1),
-        sent.wait_for(|&count| count >= total / 4),
+        sent.wait_for(|&count| count >= total / 2),
     )
     .await
     .is_err();
