@@ -90,6 +90,23 @@ async fn request_takes_its_place_in_line_when_it_is_made() {
 }
 
 #[tokio::test]
+async fn stream_takes_its_place_in_line_when_it_is_made() {
+    let (server, arrivals) = path_logging_server().await;
+    let pool = Pool::builder().connections(1).build(server.url()).unwrap();
+    let first = pool.stream(
+        get("/first"),
+        |_| Ok::<_, std::io::Error>(tokio::io::sink()),
+    );
+    let second = pool.stream(get("/second"), |_| {
+        Ok::<_, std::io::Error>(tokio::io::sink())
+    });
+    let (second, first) = within(PATIENCE, futures_util::future::join(second, first)).await;
+    first.unwrap();
+    second.unwrap();
+    assert_eq!(*arrivals.lock().unwrap(), ["/first", "/second"]);
+}
+
+#[tokio::test]
 async fn client_ttl_retires_connections() {
     let server = TestServer::http1(handlers::hello).await;
     let pool = Pool::builder()

@@ -107,7 +107,8 @@ pub trait DispatcherExt:
     /// or a write error (`UND_ERR_ABORTED` with the `io::Error` as source).
     /// Each aborts the request: the rest of the body is not read and the
     /// connection is closed. A `CONNECT` request is refused
-    /// (`UND_ERR_INVALID_ARG`).
+    /// (`UND_ERR_INVALID_ARG`). The request starts when this is called,
+    /// as [`request`](Self::request)'s does.
     ///
     /// ```
     /// use undici_dispatcher::{Body, Client, DispatcherExt, RequestOptions};

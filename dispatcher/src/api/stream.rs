@@ -1,6 +1,8 @@
 //! `stream()`: the response body written into a writer the factory
 //! returns, chunk by chunk, with backpressure.
 
+use std::future::Future;
+
 use http::{HeaderMap, StatusCode};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -35,9 +37,30 @@ pub struct StreamData {
     pub trailers: HeaderMap,
 }
 
-pub(super) async fn stream<S, F, W, E>(
+pub(super) fn stream<S, F, W, E>(
     service: S,
     request: Request,
+    factory: F,
+) -> impl Future<Output = Result<StreamData, Error>>
+where
+    S: Service<Request, Response = Response, Error = Error>,
+    F: FnOnce(&StreamFactoryData) -> Result<W, E>,
+    W: AsyncWrite + Unpin,
+    E: Into<BoxError>,
+{
+    let sent_opaque = super::opaque_of(&request);
+    // Sent now, as `request()` is (and undici's `stream()`): the request
+    // takes its place in line at the call, not when first polled.
+    let sending = match super::refuse_connect(&request, "stream") {
+        Ok(()) => Routed::new(service, request),
+        Err(error) => Routed::failed(error),
+    };
+    write_into(sending, sent_opaque, factory)
+}
+
+async fn write_into<S, F, W, E>(
+    sending: Routed<S>,
+    sent_opaque: Option<Opaque>,
     factory: F,
 ) -> Result<StreamData, Error>
 where
@@ -46,9 +69,7 @@ where
     W: AsyncWrite + Unpin,
     E: Into<BoxError>,
 {
-    super::refuse_connect(&request, "stream")?;
-    let sent_opaque = super::opaque_of(&request);
-    let response = Routed::new(service, request).await?;
+    let response = sending.await?;
     let opaque = super::response_opaque(&response, sent_opaque);
     let (parts, mut body) = response.into_parts();
     let head = StreamFactoryData {
