@@ -106,6 +106,29 @@ async fn stream_takes_its_place_in_line_when_it_is_made() {
     assert_eq!(*arrivals.lock().unwrap(), ["/first", "/second"]);
 }
 
+/// Keeps whether the exchange ended well.
+#[derive(Default)]
+struct Outcome {
+    ended: bool,
+}
+
+impl undici_dispatcher::Handler for Outcome {
+    fn on_response_end(&mut self, _: &undici_dispatcher::Controller, _: &http::HeaderMap) {
+        self.ended = true;
+    }
+}
+
+#[tokio::test]
+async fn dispatch_takes_its_place_in_line_when_it_is_made() {
+    let (server, arrivals) = path_logging_server().await;
+    let pool = Pool::builder().connections(1).build(server.url()).unwrap();
+    let first = pool.dispatch(get("/first"), Outcome::default());
+    let second = pool.dispatch(get("/second"), Outcome::default());
+    let (second, first) = within(PATIENCE, futures_util::future::join(second, first)).await;
+    assert!(first.ended && second.ended);
+    assert_eq!(*arrivals.lock().unwrap(), ["/first", "/second"]);
+}
+
 #[tokio::test]
 async fn client_ttl_retires_connections() {
     let server = TestServer::http1(handlers::hello).await;

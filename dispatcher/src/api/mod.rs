@@ -203,9 +203,11 @@ pub trait DispatcherExt:
     /// `on_response_error`, or `on_request_upgrade`), each with a
     /// [`Controller`] that can pause, resume and abort.
     ///
-    /// The future drives the request and resolves, handing the handler
-    /// back, after the last callback. See [`Handler`] for how this maps to
-    /// undici.
+    /// As in undici, the exchange starts when this is called:
+    /// `on_request_start` runs and the request takes its place in line
+    /// before the future is first polled. The future drives the rest and
+    /// resolves, handing the handler back, after the last callback. See
+    /// [`Handler`] for how this maps to undici.
     fn dispatch<H>(&self, request: Request, handler: H) -> impl Future<Output = H> + Send
     where
         H: Handler + Send,

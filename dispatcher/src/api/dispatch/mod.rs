@@ -5,8 +5,8 @@ mod controller;
 mod handler;
 
 use std::future::{poll_fn, Future};
-use std::pin::pin;
-use std::task::{ready, Context, Poll};
+use std::pin::{pin, Pin};
+use std::task::{Context, Poll};
 
 use http::{HeaderMap, Method, StatusCode};
 use http_body::Body as _;
@@ -17,11 +17,19 @@ pub use handler::Handler;
 
 use crate::error::Error;
 use crate::options::{ForwardInformational, Informational, OnInfo, RequestOptions};
+use crate::router::Routed;
 use crate::{Body, Request, Response};
 
 use super::upgraded::take_over;
 
-pub(super) async fn dispatch<S, H>(service: S, mut request: Request, mut handler: H) -> H
+/// Starts the exchange now, as undici's `dispatch()` does: the handler
+/// hears `on_request_start` and the request takes its place in line at
+/// the call; the future drives the rest.
+pub(super) fn dispatch<S, H>(
+    service: S,
+    mut request: Request,
+    mut handler: H,
+) -> impl Future<Output = H>
 where
     S: Service<Request, Response = Response, Error = Error>,
     H: Handler,
@@ -34,14 +42,32 @@ where
     forward_informational(&mut request, &controller, on_info);
 
     handler.on_request_start(&controller, &request);
-    if let Some(reason) = controller.aborted() {
-        return fail(handler, &controller, reason);
-    }
-    let response = match head(&controller, &mut handler, service, request).await {
+    let sending = match controller.aborted() {
+        Some(reason) => Routed::failed(reason),
+        None => Routed::new(service, request),
+    };
+    drive(controller, handler, sending, wants_upgrade, is_connect)
+}
+
+/// The rest of the exchange: the head, then the body or the upgrade.
+async fn drive<S, H>(
+    controller: Controller,
+    mut handler: H,
+    sending: Routed<S>,
+    wants_upgrade: bool,
+    is_connect: bool,
+) -> H
+where
+    S: Service<Request, Response = Response, Error = Error>,
+    H: Handler,
+{
+    // Pinned where it lies and polled through a reference: the future is
+    // a few hundred bytes, and each move of it by value is a copy.
+    let sending = pin!(sending);
+    let response = match head(&controller, &mut handler, sending).await {
         Ok(response) => response,
         Err(error) => return fail(handler, &controller, error),
     };
-
     let status = response.status();
     if wants_upgrade
         && (status == StatusCode::SWITCHING_PROTOCOLS || (is_connect && status.is_success()))
@@ -98,22 +124,17 @@ fn forward_informational(request: &mut Request, controller: &Controller, on_info
     });
 }
 
-/// Waits for the service to be ready, calls it, and waits for the final
-/// response head, handing 1xx heads to the handler as they come and
-/// giving up on an abort. All in one `poll_fn`: a future around the
-/// readiness wait and the call would move the request once more.
+/// Waits for the final response head, handing 1xx heads to the handler
+/// as they come and giving up on an abort.
 async fn head<S, H>(
     controller: &Controller,
     handler: &mut H,
-    mut service: S,
-    request: Request,
+    mut sending: Pin<&mut Routed<S>>,
 ) -> Result<Response, Error>
 where
     S: Service<Request, Response = Response, Error = Error>,
     H: Handler,
 {
-    let mut request = Some(request);
-    let mut sending = pin!(None::<S::Future>);
     let result = poll_fn(|cx| {
         controller.register(cx.waker());
         while let Some(info) = controller.take_informational() {
@@ -122,18 +143,7 @@ where
         if let Some(reason) = controller.aborted() {
             return Poll::Ready(Err(reason));
         }
-        if sending.is_none() {
-            if let Err(error) = ready!(service.poll_ready(cx)) {
-                return Poll::Ready(Err(error));
-            }
-            if let Some(request) = request.take() {
-                sending.set(Some(service.call(request)));
-            }
-        }
-        match sending.as_mut().as_pin_mut() {
-            Some(sending) => sending.poll(cx),
-            None => Poll::Pending,
-        }
+        sending.as_mut().poll(cx)
     })
     .await;
     let response = result?;
