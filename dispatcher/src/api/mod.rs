@@ -72,9 +72,12 @@ use crate::{Body, Request, Response};
 /// Each call clones the service (clones share one pool), waits for it to
 /// be ready, and calls it, so `&self` is enough, as with undici.
 ///
-/// Nothing is sent until the returned future (or [`Pipeline`]) is polled:
-/// Rust futures are lazy where undici's promises start at once. Dropping
-/// it aborts the request, as undici's `AbortSignal` does.
+/// `request`, `stream` and `dispatch` start at the call, as undici's do:
+/// a ready dispatcher is called at once, so the request takes its place
+/// in line (a connection, or the queue) before the returned future is
+/// first polled; its bytes go out as the future is polled. `connect`,
+/// `upgrade` and [`Pipeline`] start when first polled. Dropping the
+/// future aborts the request, as undici's `AbortSignal` does.
 pub trait DispatcherExt:
     Service<Request, Response = Response, Error = Error, Future: Send + 'static>
     + Clone
