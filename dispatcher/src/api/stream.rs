@@ -49,8 +49,9 @@ where
     E: Into<BoxError>,
 {
     let sent_opaque = super::opaque_of(&request);
-    // Sent now, as `request()` is (and undici's `stream()`): the request
-    // takes its place in line at the call, not when first polled.
+    // Handed to the dispatcher now, as `request()` is (and undici's
+    // `stream()`): the request takes its place in line at the call, not
+    // when first polled.
     let sending = match super::refuse_connect(&request, "stream") {
         Ok(()) => Routed::new(service, request),
         Err(error) => Routed::failed(error),

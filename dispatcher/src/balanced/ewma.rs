@@ -23,7 +23,7 @@ const DEFAULT_RTT: Duration = Duration::from_millis(1);
 /// kept its first estimate while a healthy one's peaks rose past it, and
 /// drew the load back. Counted as this slow, it is tried only by
 /// exploration until its fast answers wear the peak down (`DECAY`).
-pub(super) const FAILURE_RTT: Duration = Duration::from_secs(1);
+const FAILURE_RTT: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 pub(super) struct Load {
