@@ -106,6 +106,19 @@ async fn stream_takes_its_place_in_line_when_it_is_made() {
     assert_eq!(*arrivals.lock().unwrap(), ["/first", "/second"]);
 }
 
+#[tokio::test]
+async fn upgrade_takes_its_place_in_line_when_it_is_made() {
+    let (server, arrivals) = path_logging_server().await;
+    let pool = Pool::builder().connections(1).build(server.url()).unwrap();
+    let first = pool.upgrade(get("/first"), Some("echo"));
+    let second = pool.upgrade(get("/second"), Some("echo"));
+    let (second, first) = within(PATIENCE, futures_util::future::join(second, first)).await;
+    // The server answers 200, not 101: each is refused ("bad upgrade").
+    assert_eq!(first.unwrap_err().code(), "UND_ERR_SOCKET");
+    assert_eq!(second.unwrap_err().code(), "UND_ERR_SOCKET");
+    assert_eq!(*arrivals.lock().unwrap(), ["/first", "/second"]);
+}
+
 /// Keeps whether the exchange ended well.
 #[derive(Default)]
 struct Outcome {

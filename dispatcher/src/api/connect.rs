@@ -1,11 +1,13 @@
 //! `connect()`: an HTTP `CONNECT` tunnel.
 
+use std::future::Future;
+
 use http::{HeaderMap, Method, StatusCode};
-use tower::ServiceExt;
 use tower_service::Service;
 
 use crate::error::{Error, ErrorKind};
 use crate::options::Opaque;
+use crate::router::Routed;
 use crate::{Request, Response};
 
 use super::upgraded::{take_over, UpgradedIo};
@@ -25,13 +27,24 @@ pub struct ConnectData {
     pub opaque: Option<Opaque>,
 }
 
-pub(super) async fn connect<S>(service: S, mut request: Request) -> Result<ConnectData, Error>
+/// Sent at the call, as `request()` is.
+pub(super) fn connect<S>(
+    service: S,
+    mut request: Request,
+) -> impl Future<Output = Result<ConnectData, Error>>
 where
     S: Service<Request, Response = Response, Error = Error>,
 {
     *request.method_mut() = Method::CONNECT;
     let sent_opaque = super::opaque_of(&request);
-    let mut response = service.oneshot(request).await?;
+    tunnel(Routed::new(service, request), sent_opaque)
+}
+
+async fn tunnel<S>(sending: Routed<S>, sent_opaque: Option<Opaque>) -> Result<ConnectData, Error>
+where
+    S: Service<Request, Response = Response, Error = Error>,
+{
+    let mut response = sending.await?;
     if !response.status().is_success() {
         // Dropping the response unread closes the connection, as undici's
         // `SocketError('bad connect')` destroys the socket; a refusal

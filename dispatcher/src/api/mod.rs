@@ -75,9 +75,10 @@ use crate::{Body, Request, Response};
 /// `request`, `stream` and `dispatch` start at the call, as undici's do:
 /// a ready dispatcher is called at once, so the request takes its place
 /// in line (a connection, or the queue) before the returned future is
-/// first polled; its bytes go out as the future is polled. `connect`,
-/// `upgrade` and [`Pipeline`] start when first polled. Dropping the
-/// future aborts the request, as undici's `AbortSignal` does.
+/// first polled; its bytes go out as the future is polled. `connect` and
+/// `upgrade` do the same; a [`Pipeline`] starts when first polled.
+/// Dropping the future aborts the request, as undici's `AbortSignal`
+/// does.
 pub trait DispatcherExt:
     Service<Request, Response = Response, Error = Error, Future: Send + 'static>
     + Clone

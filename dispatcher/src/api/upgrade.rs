@@ -1,11 +1,13 @@
 //! `upgrade()`: switching the connection to another protocol (a 101).
 
+use std::future::Future;
+
 use http::{HeaderMap, StatusCode};
-use tower::ServiceExt;
 use tower_service::Service;
 
 use crate::error::Error;
 use crate::options::{Opaque, RequestOptions};
+use crate::router::Routed;
 use crate::{Request, Response};
 
 use super::connect::refused;
@@ -27,15 +29,18 @@ pub struct UpgradeData {
     pub opaque: Option<Opaque>,
 }
 
-pub(super) async fn upgrade<S>(
+/// Sent at the call, as `request()` is.
+pub(super) fn upgrade<S>(
     service: S,
     mut request: Request,
     protocol: Option<&str>,
-) -> Result<UpgradeData, Error>
+) -> impl Future<Output = Result<UpgradeData, Error>>
 where
     S: Service<Request, Response = Response, Error = Error>,
 {
-    super::refuse_connect(&request, "upgrade")?;
+    if let Err(error) = super::refuse_connect(&request, "upgrade") {
+        return switch(Routed::failed(error), None);
+    }
     let options = std::mem::take(RequestOptions::of_mut(&mut request));
     let protocol = protocol
         .or(options.upgrade_protocol())
@@ -45,7 +50,14 @@ where
     // and lets go of the connection on a 101.
     *RequestOptions::of_mut(&mut request) = options.upgrade(protocol);
     let sent_opaque = super::opaque_of(&request);
-    let mut response = service.oneshot(request).await?;
+    switch(Routed::new(service, request), sent_opaque)
+}
+
+async fn switch<S>(sending: Routed<S>, sent_opaque: Option<Opaque>) -> Result<UpgradeData, Error>
+where
+    S: Service<Request, Response = Response, Error = Error>,
+{
+    let mut response = sending.await?;
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
         return Err(refused("bad upgrade", response));
     }
