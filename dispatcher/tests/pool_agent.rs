@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -72,51 +73,57 @@ async fn the_queue_drains_in_fifo_order() {
     assert_eq!(*arrivals.lock().unwrap(), expected);
 }
 
-#[tokio::test]
-async fn request_takes_its_place_in_line_when_it_is_made() {
+/// A pool of one connection to a server that logs the paths it serves.
+async fn one_connection_pool() -> (TestServer, Arc<Mutex<Vec<String>>>, Pool) {
     let (server, arrivals) = path_logging_server().await;
     let pool = Pool::builder().connections(1).build(server.url()).unwrap();
-    // As undici's `request()`: made first, served first, even when the
-    // later one is polled first.
-    let first = pool.request(get("/first"));
-    let second = pool.request(get("/second"));
-    let both = futures_util::future::join(read_text(second), read_text(first));
-    let (second, first) = within(PATIENCE, both).await;
+    (server, arrivals, pool)
+}
+
+/// Polls `second` first: as with undici, `first`, made first, must still
+/// be served first. Answers both outcomes.
+async fn served_in_call_order<A: Future, B: Future>(
+    arrivals: &Mutex<Vec<String>>,
+    first: A,
+    second: B,
+) -> (A::Output, B::Output) {
+    let (second, first) = within(PATIENCE, futures_util::future::join(second, first)).await;
+    assert_eq!(*arrivals.lock().unwrap(), ["/first", "/second"]);
+    (first, second)
+}
+
+#[tokio::test]
+async fn request_takes_its_place_in_line_when_it_is_made() {
+    let (_server, arrivals, pool) = one_connection_pool().await;
+    let first = read_text(pool.request(get("/first")));
+    let second = read_text(pool.request(get("/second")));
+    let (first, second) = served_in_call_order(&arrivals, first, second).await;
     assert_eq!(
         (first.unwrap(), second.unwrap()),
         ("ok".into(), "ok".into())
     );
-    assert_eq!(*arrivals.lock().unwrap(), ["/first", "/second"]);
 }
 
 #[tokio::test]
 async fn stream_takes_its_place_in_line_when_it_is_made() {
-    let (server, arrivals) = path_logging_server().await;
-    let pool = Pool::builder().connections(1).build(server.url()).unwrap();
-    let first = pool.stream(
-        get("/first"),
-        |_| Ok::<_, std::io::Error>(tokio::io::sink()),
-    );
-    let second = pool.stream(get("/second"), |_| {
-        Ok::<_, std::io::Error>(tokio::io::sink())
-    });
-    let (second, first) = within(PATIENCE, futures_util::future::join(second, first)).await;
+    let (_server, arrivals, pool) = one_connection_pool().await;
+    let sink = |_: &_| Ok::<_, std::io::Error>(tokio::io::sink());
+    let first = pool.stream(get("/first"), sink);
+    let second = pool.stream(get("/second"), sink);
+    let (first, second) = served_in_call_order(&arrivals, first, second).await;
     first.unwrap();
     second.unwrap();
-    assert_eq!(*arrivals.lock().unwrap(), ["/first", "/second"]);
 }
 
 #[tokio::test]
 async fn upgrade_takes_its_place_in_line_when_it_is_made() {
-    let (server, arrivals) = path_logging_server().await;
-    let pool = Pool::builder().connections(1).build(server.url()).unwrap();
+    let (_server, arrivals, pool) = one_connection_pool().await;
     let first = pool.upgrade(get("/first"), Some("echo"));
     let second = pool.upgrade(get("/second"), Some("echo"));
-    let (second, first) = within(PATIENCE, futures_util::future::join(second, first)).await;
+    let (first, second) = served_in_call_order(&arrivals, first, second).await;
     // The server answers 200, not 101: each is refused ("bad upgrade").
     assert_eq!(first.unwrap_err().code(), "UND_ERR_SOCKET");
     assert_eq!(second.unwrap_err().code(), "UND_ERR_SOCKET");
-    assert_eq!(*arrivals.lock().unwrap(), ["/first", "/second"]);
 }
 
 /// Keeps whether the exchange ended well.
@@ -133,13 +140,11 @@ impl undici_dispatcher::Handler for Outcome {
 
 #[tokio::test]
 async fn dispatch_takes_its_place_in_line_when_it_is_made() {
-    let (server, arrivals) = path_logging_server().await;
-    let pool = Pool::builder().connections(1).build(server.url()).unwrap();
+    let (_server, arrivals, pool) = one_connection_pool().await;
     let first = pool.dispatch(get("/first"), Outcome::default());
     let second = pool.dispatch(get("/second"), Outcome::default());
-    let (second, first) = within(PATIENCE, futures_util::future::join(second, first)).await;
+    let (first, second) = served_in_call_order(&arrivals, first, second).await;
     assert!(first.ended && second.ended);
-    assert_eq!(*arrivals.lock().unwrap(), ["/first", "/second"]);
 }
 
 #[tokio::test]

@@ -43,7 +43,6 @@
 mod connect;
 mod dispatch;
 mod pipeline;
-mod request;
 mod stream;
 mod upgrade;
 mod upgraded;
@@ -63,6 +62,7 @@ pub use upgraded::UpgradedIo;
 
 use crate::error::{BoxError, Error};
 use crate::options::{Opaque, RequestOptions};
+use crate::router::Routed;
 use crate::{Body, Request, Response};
 
 /// undici's request APIs, for every `Service<Request, Response = Response,
@@ -94,7 +94,7 @@ pub trait DispatcherExt:
     /// line (a connection, or the queue) before the future is first
     /// polled. One that is not ready is waited for when it is polled.
     fn request(&self, request: Request) -> impl Future<Output = Result<Response, Error>> + Send {
-        request::request(self.clone(), request)
+        start(self.clone(), request, "request")
     }
 
     /// undici's `stream()`: sends the request, hands the response head to
@@ -226,6 +226,27 @@ impl<S> DispatcherExt for S where
         + Send
         + 'static
 {
+}
+
+/// Sends `request` through `service`: at once when the service is ready
+/// already, as undici's `request()`, `stream()`, `dispatch()` and
+/// `upgrade()` start when they are called; otherwise once the returned
+/// future has waited for it. A CONNECT fails at once (`api` names the
+/// API it was sent through).
+///
+/// A dispatcher of this crate is nearly always ready (its readiness is a
+/// permit from an atomic count), and calling it now hands the request
+/// straight to `call`: a future that waits first keeps the request in its
+/// state and moves it in and out of it (two copies of a few hundred
+/// bytes, and every move of the future carries the request's room).
+fn start<S>(service: S, request: Request, api: &str) -> Routed<S>
+where
+    S: Service<Request, Response = Response, Error = Error>,
+{
+    match refuse_connect(&request, api) {
+        Ok(()) => Routed::new(service, request),
+        Err(error) => Routed::failed(error),
+    }
 }
 
 /// `UND_ERR_INVALID_ARG` for a CONNECT sent through an API that is not

@@ -49,14 +49,11 @@ where
     E: Into<BoxError>,
 {
     let sent_opaque = super::opaque_of(&request);
-    // Handed to the dispatcher now, as `request()` is (and undici's
-    // `stream()`): the request takes its place in line at the call, not
-    // when first polled.
-    let sending = match super::refuse_connect(&request, "stream") {
-        Ok(()) => Routed::new(service, request),
-        Err(error) => Routed::failed(error),
-    };
-    write_into(sending, sent_opaque, factory)
+    write_into(
+        super::start(service, request, "stream"),
+        sent_opaque,
+        factory,
+    )
 }
 
 async fn write_into<S, F, W, E>(

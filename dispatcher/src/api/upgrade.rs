@@ -38,9 +38,6 @@ pub(super) fn upgrade<S>(
 where
     S: Service<Request, Response = Response, Error = Error>,
 {
-    if let Err(error) = super::refuse_connect(&request, "upgrade") {
-        return switch(Routed::failed(error), None);
-    }
     let options = std::mem::take(RequestOptions::of_mut(&mut request));
     let protocol = protocol
         .or(options.upgrade_protocol())
@@ -50,7 +47,7 @@ where
     // and lets go of the connection on a 101.
     *RequestOptions::of_mut(&mut request) = options.upgrade(protocol);
     let sent_opaque = super::opaque_of(&request);
-    switch(Routed::new(service, request), sent_opaque)
+    switch(super::start(service, request, "upgrade"), sent_opaque)
 }
 
 async fn switch<S>(sending: Routed<S>, sent_opaque: Option<Opaque>) -> Result<UpgradeData, Error>
