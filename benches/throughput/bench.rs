@@ -28,6 +28,7 @@ mod report;
 mod scenario;
 mod server;
 mod stats;
+mod targets;
 mod tls;
 
 use std::process::ExitCode;

@@ -5,6 +5,7 @@
 //! ```text
 //! {"scenarios": {"<scenario>": {"<client>": {"rps", "p50_us", "p99_us", "cpu_s_per_100k"}}},
 //!  "memory": {"connections": 1000, "clients": {"<client>": {"delta_kib", "per_connection_kib", ...}}},
+//!  "targets": [{"target", "met", "checked", "missed", "worst": {"ratio", "at"}}],
 //!  "runs": {"<scenario>": {"<client>": [every run's figures]}},
 //!  "meta": {window, runs, cores, machine}}
 //! ```
@@ -23,6 +24,7 @@ use crate::config::Config;
 use crate::memory::MemoryResult;
 use crate::scenario::{Compare, Scenario};
 use crate::stats::Sample;
+use crate::targets;
 
 /// One client's result in one scenario.
 pub enum Outcome {
@@ -37,7 +39,7 @@ pub struct ScenarioResult {
 }
 
 impl ScenarioResult {
-    fn median(&self, client: ClientId) -> Option<&Sample> {
+    pub fn median(&self, client: ClientId) -> Option<&Sample> {
         self.outcomes.iter().find_map(|(c, outcome)| match outcome {
             Outcome::Measured { median, .. } if *c == client => Some(median),
             _ => None,
@@ -126,6 +128,8 @@ impl Results {
         if let Some(memory) = &self.memory {
             root.insert("memory".into(), memory_json(memory));
         }
+        let checks = targets::check(&self.scenarios, self.memory.as_ref());
+        root.insert("targets".into(), targets::json(&checks));
         root.insert("runs".into(), Value::Object(runs));
         root.insert("meta".into(), self.meta.clone());
         Value::Object(root)
@@ -157,6 +161,8 @@ impl Results {
         if let Some(memory) = &self.memory {
             memory_table(&mut md, memory);
         }
+        let checks = targets::check(&self.scenarios, self.memory.as_ref());
+        md.push_str(&targets::markdown(&checks));
         md
     }
 
