@@ -54,6 +54,16 @@ pub struct MemoryResult {
     pub clients: Vec<(&'static str, Result<Footprint, String>)>,
 }
 
+impl MemoryResult {
+    /// The per-connection figure of `client`, when its probe worked.
+    pub fn per_connection_kib(&self, client: &str) -> Option<f64> {
+        self.clients.iter().find_map(|(name, result)| match result {
+            Ok(f) if *name == client => Some(f.per_connection_kib),
+            _ => None,
+        })
+    }
+}
+
 /// Runs every probe `config.runs` times, in turn.
 pub fn compare(target: &Target, config: &Config) -> MemoryResult {
     let n = config.memory_connections;

@@ -23,7 +23,7 @@ use crate::clients::ClientId;
 use crate::config::Config;
 use crate::memory::MemoryResult;
 use crate::scenario::{Compare, Scenario};
-use crate::stats::Sample;
+use crate::stats::{self, Sample};
 use crate::targets;
 
 /// One client's result in one scenario.
@@ -239,10 +239,7 @@ fn memory_table(md: &mut String, memory: &MemoryResult) {
          | client | peak RSS growth KiB | per connection KiB | sockets open | vs hyper-util-legacy |\n|---|---:|---:|---:|---:|",
         memory.connections
     );
-    let legacy = memory.clients.iter().find_map(|(name, r)| match r {
-        Ok(f) if *name == "hyper-util-legacy" => Some(f.per_connection_kib),
-        _ => None,
-    });
+    let legacy = memory.per_connection_kib("hyper-util-legacy");
     for (name, result) in &memory.clients {
         let _ = match result {
             Ok(f) => writeln!(
@@ -251,10 +248,9 @@ fn memory_table(md: &mut String, memory: &MemoryResult) {
                 f.delta_kib,
                 f.per_connection_kib,
                 f.sockets,
-                legacy.filter(|l| *l > 0.0).map_or_else(
-                    || "n/a".into(),
-                    |l| format!("{:.2}x", f.per_connection_kib / l)
-                )
+                legacy
+                    .and_then(|l| stats::ratio(f.per_connection_kib, l))
+                    .map_or_else(|| "n/a".into(), |r| format!("{r:.2}x"))
             ),
             Err(why) => writeln!(md, "| {name} | error: {why} | | | |"),
         };
@@ -263,13 +259,12 @@ fn memory_table(md: &mut String, memory: &MemoryResult) {
 
 /// `0.97x (1.03x)`: req/s ratio, CPU-per-request ratio.
 fn ratio(ours: &Sample, peer: Option<&Sample>) -> String {
-    match peer {
-        Some(peer) if peer.rps > 0.0 && peer.cpu_s_per_100k > 0.0 => format!(
-            "{:.2}x ({:.2}x)",
-            ours.rps / peer.rps,
-            ours.cpu_s_per_100k / peer.cpu_s_per_100k
-        ),
-        _ => "n/a".into(),
+    let ratios = peer.and_then(|peer| {
+        stats::ratio(ours.rps, peer.rps).zip(stats::ratio(ours.cpu_s_per_100k, peer.cpu_s_per_100k))
+    });
+    match ratios {
+        Some((rps, cpu)) => format!("{rps:.2}x ({cpu:.2}x)"),
+        None => "n/a".into(),
     }
 }
 

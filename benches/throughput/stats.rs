@@ -131,6 +131,12 @@ impl Sample {
     }
 }
 
+/// `ours / peer`, when both are figures (a client that measured nothing
+/// has zeros).
+pub fn ratio(ours: f64, peer: f64) -> Option<f64> {
+    (ours > 0.0 && peer > 0.0).then(|| ours / peer)
+}
+
 /// Each figure's median across runs, taken figure by figure.
 pub fn median(samples: &[Sample]) -> Sample {
     let of = |f: fn(&Sample) -> f64| median_of(samples.iter().map(f).collect());

@@ -14,7 +14,7 @@ use crate::memory::MemoryResult;
 use crate::report::ScenarioResult;
 use crate::scenario::{Compare, Scenario};
 use crate::server::SMALL;
-use crate::stats::Sample;
+use crate::stats::{ratio, Sample};
 
 /// Which figure a target divides.
 #[derive(Clone, Copy)]
@@ -211,8 +211,8 @@ pub fn check(scenarios: &[ScenarioResult], memory: Option<&MemoryResult>) -> Vec
                 let Some(ours) = result.median(*client) else {
                     continue;
                 };
-                if let Some(ratio) = ratio(target.figure.of(ours), target.figure.of(peer)) {
-                    check.record(target.bound, ratio, || {
+                if let Some(r) = ratio(target.figure.of(ours), target.figure.of(peer)) {
+                    check.record(target.bound, r, || {
                         format!("{}, {}", scenario.name, client.name())
                     });
                 }
@@ -225,8 +225,8 @@ pub fn check(scenarios: &[ScenarioResult], memory: Option<&MemoryResult>) -> Vec
     for result in scenarios {
         if let Compare::Baseline { ours, base } = result.scenario.compare {
             let pair = result.median(ours).zip(result.median(base));
-            if let Some(ratio) = pair.and_then(|(o, b)| ratio(o.rps, b.rps)) {
-                stack.record(STACK_BOUND, ratio, || result.scenario.name.to_owned());
+            if let Some(r) = pair.and_then(|(o, b)| ratio(o.rps, b.rps)) {
+                stack.record(STACK_BOUND, r, || result.scenario.name.to_owned());
             }
         }
     }
@@ -234,26 +234,15 @@ pub fn check(scenarios: &[ScenarioResult], memory: Option<&MemoryResult>) -> Vec
 
     let mut idle = Check::new(MEMORY_TARGET);
     if let Some(memory) = memory {
-        let per_connection = |name: &str| {
-            memory
-                .clients
-                .iter()
-                .find_map(|(client, footprint)| match footprint {
-                    Ok(f) if *client == name => Some(f.per_connection_kib),
-                    _ => None,
-                })
-        };
-        let pair = per_connection("undici-pool").zip(per_connection("hyper-util-legacy"));
-        if let Some(ratio) = pair.and_then(|(ours, legacy)| ratio(ours, legacy)) {
-            idle.record(MEMORY_BOUND, ratio, || "memory, undici-pool".to_owned());
+        let pair = memory
+            .per_connection_kib("undici-pool")
+            .zip(memory.per_connection_kib("hyper-util-legacy"));
+        if let Some(r) = pair.and_then(|(ours, legacy)| ratio(ours, legacy)) {
+            idle.record(MEMORY_BOUND, r, || "memory, undici-pool".to_owned());
         }
     }
     checks.push(idle);
     checks
-}
-
-fn ratio(ours: f64, peer: f64) -> Option<f64> {
-    (ours > 0.0 && peer > 0.0).then(|| ours / peer)
 }
 
 /// The section of the markdown report.
