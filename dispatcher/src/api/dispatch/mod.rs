@@ -36,8 +36,11 @@ where
 {
     let controller = Controller::new();
     let options = RequestOptions::of(&request);
-    let is_connect = request.method() == Method::CONNECT;
-    let wants_upgrade = is_connect || options.is_some_and(|o| o.upgrade_protocol().is_some());
+    let connect = request.method() == Method::CONNECT;
+    let takeover = Takeover {
+        connect,
+        wanted: connect || options.is_some_and(|o| o.upgrade_protocol().is_some()),
+    };
     let on_info = options.and_then(|o| o.on_info_callback().cloned());
     forward_informational(&mut request, &controller, on_info);
 
@@ -46,7 +49,7 @@ where
         Some(reason) => Routed::failed(reason),
         None => Routed::new(service, request),
     };
-    drive(controller, handler, sending, wants_upgrade, is_connect)
+    drive(controller, handler, sending, takeover)
 }
 
 /// The rest of the exchange: the head, then the body or the upgrade.
@@ -54,40 +57,41 @@ async fn drive<S, H>(
     controller: Controller,
     mut handler: H,
     sending: Routed<S>,
-    wants_upgrade: bool,
-    is_connect: bool,
+    takeover: Takeover,
 ) -> H
 where
     S: Service<Request, Response = Response, Error = Error>,
     H: Handler,
 {
-    // Pinned where it lies and polled through a reference: the future is
-    // a few hundred bytes, and each move of it by value is a copy.
-    let sending = pin!(sending);
-    let response = match head(&controller, &mut handler, sending).await {
-        Ok(response) => response,
-        Err(error) => return fail(handler, &controller, error),
+    // The head's part in a block of its own: what it holds (the sending
+    // future, the response) is not kept in the future's state while the
+    // body is read, the longest part of an exchange.
+    let mut body = {
+        // Pinned where it lies and polled through a reference: each move
+        // of a future by value is a copy.
+        let sending = pin!(sending);
+        let response = match head(&controller, &mut handler, sending).await {
+            Ok(response) => response,
+            Err(error) => return fail(handler, &controller, error),
+        };
+        // The response is only moved here, never borrowed: a borrowed
+        // local stays in the future's state up to the end of its block.
+        match start_body(&controller, &mut handler, response, takeover) {
+            Ok(body) => body,
+            // Boxed, as upgrades are rare: the future of every other
+            // exchange stays small, and it is moved whole on its way to
+            // the executor.
+            Err(upgraded) => return Box::pin(upgrade(handler, &controller, upgraded)).await,
+        }
     };
-    let status = response.status();
-    if wants_upgrade
-        && (status == StatusCode::SWITCHING_PROTOCOLS || (is_connect && status.is_success()))
-    {
-        return upgrade(handler, &controller, response).await;
-    }
-
-    let (parts, mut body) = response.into_parts();
-    handler.on_response_start(
-        &controller,
-        parts.status,
-        &parts.headers,
-        status_text(parts.status, &parts.extensions),
-    );
-    drop(parts);
-    let mut trailers = HeaderMap::new();
+    // Boxed, as trailers are rare: a map kept in place would make the
+    // future a `HeaderMap` larger.
+    let mut trailers: Option<Box<HeaderMap>> = None;
     let read = poll_fn(|cx| poll_body(&controller, &mut handler, &mut body, &mut trailers, cx));
     match read.await {
         Ok(()) => {
             controller.finish();
+            let trailers = trailers.map_or_else(HeaderMap::new, |trailers| *trailers);
             handler.on_response_end(&controller, &trailers);
             handler
         }
@@ -98,6 +102,43 @@ where
             fail(handler, &controller, error)
         }
     }
+}
+
+/// Which final heads take the connection over, for a request that asked
+/// for an upgrade or is a `CONNECT`.
+#[derive(Clone, Copy)]
+struct Takeover {
+    wanted: bool,
+    connect: bool,
+}
+
+impl Takeover {
+    fn by(self, status: StatusCode) -> bool {
+        self.wanted
+            && (status == StatusCode::SWITCHING_PROTOCOLS || (self.connect && status.is_success()))
+    }
+}
+
+/// Hands the final head to the handler, and gives the body to read; or
+/// the response back when it is an upgrade (a 101, or a 2xx to a
+/// `CONNECT`), whose connection is taken over instead.
+fn start_body<H: Handler>(
+    controller: &Controller,
+    handler: &mut H,
+    response: Response,
+    takeover: Takeover,
+) -> Result<Body, Response> {
+    if takeover.by(response.status()) {
+        return Err(response);
+    }
+    let (parts, body) = response.into_parts();
+    handler.on_response_start(
+        controller,
+        parts.status,
+        &parts.headers,
+        status_text(parts.status, &parts.extensions),
+    );
+    Ok(body)
 }
 
 fn fail<H: Handler>(mut handler: H, controller: &Controller, error: Error) -> H {
@@ -187,7 +228,7 @@ fn poll_body<H: Handler>(
     controller: &Controller,
     handler: &mut H,
     body: &mut Body,
-    trailers: &mut HeaderMap,
+    trailers: &mut Option<Box<HeaderMap>>,
     cx: &mut Context<'_>,
 ) -> Poll<Result<(), Error>> {
     controller.register(cx.waker());
@@ -211,7 +252,7 @@ fn poll_body<H: Handler>(
             Ok(_) => {}
             Err(frame) => {
                 if let Ok(received) = frame.into_trailers() {
-                    *trailers = received;
+                    *trailers = Some(Box::new(received));
                 }
             }
         }
