@@ -47,6 +47,16 @@ fn main() -> ExitCode {
 /// then the report.
 fn conduct() -> ExitCode {
     let config = Config::from_env_and_args();
+    let scenarios: Vec<&str> = scenario::all()
+        .iter()
+        .map(|s| s.name)
+        .chain([memory::SCENARIO])
+        .collect();
+    let client_names: Vec<&str> = clients::ClientId::ALL.iter().map(|c| c.name()).collect();
+    if let Err(why) = config.check(&scenarios, &client_names) {
+        eprintln!("undici-bench: {why}");
+        return ExitCode::FAILURE;
+    }
     let cores = affinity::CoreSplit::detect(config.pin);
     affinity::raise_open_files_limit();
 

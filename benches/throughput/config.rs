@@ -81,16 +81,42 @@ impl Config {
 
     /// Whether the filter selects the scenario `name`.
     pub fn selects(&self, name: &str) -> bool {
-        self.filter.is_empty()
-            || self.filter.iter().any(|f| match f.strip_prefix('=') {
-                Some(exact) => name == exact,
-                None => name.contains(f.as_str()),
-            })
+        self.filter.is_empty() || self.filter.iter().any(|word| selects(word, name))
+    }
+
+    /// Names in `BENCH_CLIENTS` that are no client, and words of the
+    /// scenario filter that select nothing: a typo would otherwise run
+    /// nothing and report an empty table.
+    pub fn check(&self, scenarios: &[&str], clients: &[&str]) -> Result<(), String> {
+        let known = |names: &[&str]| names.join(", ");
+        if let Some(unknown) = self.clients.iter().find(|c| !clients.contains(&c.as_str())) {
+            return Err(format!(
+                "BENCH_CLIENTS names no client `{unknown}`; the clients: {}",
+                known(clients)
+            ));
+        }
+        let selects_nothing = |word: &&String| !scenarios.iter().any(|name| selects(word, name));
+        if let Some(word) = self.filter.iter().find(selects_nothing) {
+            return Err(format!(
+                "the scenario filter `{word}` selects nothing; the scenarios: {}",
+                known(scenarios)
+            ));
+        }
+        Ok(())
     }
 
     /// Whether the client filter selects the client `name`.
     pub fn runs_client(&self, name: &str) -> bool {
         self.clients.is_empty() || self.clients.iter().any(|c| c == name)
+    }
+}
+
+/// Whether one word of the scenario filter selects the scenario `name`:
+/// `=name` exactly, any other word as a part of the name.
+fn selects(word: &str, name: &str) -> bool {
+    match word.strip_prefix('=') {
+        Some(exact) => name == exact,
+        None => name.contains(word),
     }
 }
 
