@@ -52,7 +52,15 @@ fn conduct() -> ExitCode {
         .map(|s| s.name)
         .chain([memory::SCENARIO])
         .collect();
-    let client_names: Vec<&str> = clients::ClientId::ALL.iter().map(|c| c.name()).collect();
+    // Every name a run can select: the scenarios' clients and the memory
+    // comparison's.
+    let mut client_names: Vec<&str> = scenario::all()
+        .iter()
+        .flat_map(|s| s.clients.iter().map(|c| c.name()))
+        .chain(memory::CLIENTS.iter().copied())
+        .collect();
+    client_names.sort_unstable();
+    client_names.dedup();
     if let Err(why) = config.check(&scenarios, &client_names) {
         eprintln!("undici-bench: {why}");
         return ExitCode::FAILURE;

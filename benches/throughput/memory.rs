@@ -30,7 +30,7 @@ use crate::stats::median_of;
 pub const SCENARIO: &str = "memory";
 
 /// The clients compared, as named in the report.
-const CLIENTS: &[&str] = &["undici-pool", "hyper-util-legacy", "reqwest"];
+pub const CLIENTS: &[&str] = &["undici-pool", "hyper-util-legacy", "reqwest"];
 
 const CLIENT_VAR: &str = "UNDICI_BENCH_PROBE_CLIENT";
 const ORIGIN_VAR: &str = "UNDICI_BENCH_PROBE_ORIGIN";

@@ -57,21 +57,6 @@ pub enum ClientId {
 }
 
 impl ClientId {
-    /// Every client, in the report's order.
-    pub const ALL: &'static [ClientId] = &[
-        ClientId::UndiciRequest,
-        ClientId::UndiciDispatch,
-        ClientId::UndiciRequestAgent,
-        ClientId::UndiciDispatchAgent,
-        ClientId::UndiciRequestAgentInterceptors,
-        ClientId::Reqwest,
-        ClientId::HyperUtilLegacy,
-        ClientId::HyperRaw,
-        ClientId::Wrk,
-        ClientId::H2load,
-        ClientId::NodeUndici,
-    ];
-
     pub fn name(self) -> &'static str {
         match self {
             ClientId::UndiciRequest => "undici-request",
