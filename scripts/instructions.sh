@@ -12,6 +12,8 @@
 #     also prints the TOP functions (self cost per request) where the
 #     first client differs most from the second
 #   N1=10000 N2=30000                 the two counted runs (the defaults)
+#   I1=32768                          also simulates a 32 KiB, 8-way L1
+#                                     instruction cache and counts its misses
 #   INSTRUCTIONS_SKIP_BUILD=1         use the bench binary built last
 #
 # Needs valgrind (Debian's package `valgrind`; installed with apt-get
@@ -26,6 +28,9 @@ out="$target/bench/callgrind"
 n1="${N1:-10000}"
 n2="${N2:-30000}"
 top="${TOP:-0}"
+i1="${I1:-}"
+sim=()
+[ -n "$i1" ] && sim=(--cache-sim=yes "--I1=$i1,8,64")
 
 note() { echo "instructions.sh: $*" >&2; }
 
@@ -66,17 +71,19 @@ if [ -z "$bin" ] || [ ! -x "$bin" ]; then
 fi
 mkdir -p "$out"
 
-# Total instructions of one counted run of $1 with $2 requests.
+# Total instructions (and, with I1, L1i misses) of one counted run of $1
+# with $2 requests: "Ir I1mr".
 count() {
   local client="$1" requests="$2"
   local file="$out/$scenario.$client.$requests.out"
   if ! BENCH_REQUESTS="$requests" BENCH_RUNS=1 BENCH_FILTER="=$scenario" BENCH_CLIENTS="$client" \
-    valgrind --tool=callgrind --trace-children=no --callgrind-out-file="$file" "$bin" \
+    valgrind --tool=callgrind --trace-children=no "${sim[@]}" --callgrind-out-file="$file" "$bin" \
     >"$file.log" 2>&1; then
     note "the run of $client failed: see $file.log"
     return 1
   fi
-  awk '/^(summary|totals):/ { print $2; exit }' "$file"
+  awk '/^events:/ { for (i = 2; i <= NF; i++) column[$i] = i }
+       /^(summary|totals):/ { print $(column["Ir"]), ("I1mr" in column ? $(column["I1mr"]) : 0); exit }' "$file"
 }
 
 # Self cost per request of each function of client $1, "cost<TAB>name".
@@ -85,7 +92,7 @@ per_function() {
   a="$out/$scenario.$client.$n1.out"
   b="$out/$scenario.$client.$n2.out"
   for file in "$b" "$a"; do
-    callgrind_annotate --tree=none --auto=no --threshold=100 "$file" \
+    callgrind_annotate --show=Ir --tree=none --auto=no --threshold=100 "$file" \
       | awk -v sign="$([ "$file" = "$b" ] && echo 1 || echo -1)" '
           /PROGRAM TOTALS|file:function/ { next }
           match($0, /^ *[0-9,]+ +\([^)]*\) +/) {
@@ -100,28 +107,38 @@ per_function() {
       END { for (k in sum) printf "%.1f\t%s\n", sum[k] / n, k }'
 }
 
-declare -a clients=() costs=()
+declare -a clients=() costs=() misses=()
 for client in "$@"; do
   note "counting $client ($n1 and $n2 requests)"
-  a="$(count "$client" "$n1")"
-  b="$(count "$client" "$n2")"
+  read -r a a_miss <<<"$(count "$client" "$n1")"
+  read -r b b_miss <<<"$(count "$client" "$n2")"
   if [ "$b" -le "$a" ]; then
     # wrk, h2load and Node run as processes of their own, which
     # callgrind does not follow.
-    note "no requests counted for $client: only in-process clients can be counted"
+    note "no requests counted for $client: not a client of $scenario, or not an in-process one"
     exit 1
   fi
   clients+=("$client")
   costs+=("$(((b - a) / (n2 - n1)))")
+  misses+=("$(((b_miss - a_miss) / (n2 - n1)))")
 done
 
 echo "Instructions per request, $scenario (callgrind, ($n2 - $n1) requests):"
 echo
-echo "| client | instructions per request | vs ${clients[0]} |"
-echo "|---|---:|---:|"
+if [ -n "$i1" ]; then
+  echo "| client | instructions per request | vs ${clients[0]} | L1i misses per request ($i1 B, 8-way) |"
+  echo "|---|---:|---:|---:|"
+else
+  echo "| client | instructions per request | vs ${clients[0]} |"
+  echo "|---|---:|---:|"
+fi
 for i in "${!clients[@]}"; do
   ratio="$(awk -v a="${costs[$i]}" -v b="${costs[0]}" 'BEGIN { printf "%.2fx", a / b }')"
-  echo "| ${clients[$i]} | ${costs[$i]} | $ratio |"
+  if [ -n "$i1" ]; then
+    echo "| ${clients[$i]} | ${costs[$i]} | $ratio | ${misses[$i]} |"
+  else
+    echo "| ${clients[$i]} | ${costs[$i]} | $ratio |"
+  fi
 done
 
 if [ "$top" -gt 0 ] && [ "${#clients[@]}" -ge 2 ]; then
